@@ -1,0 +1,30 @@
+# Every target works from a fresh clone. `make install` first; the others use .venv when it exists.
+VENV ?= .venv
+PY ?= $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
+DATA ?= ../shared/data
+
+.PHONY: install test lint format bench demo clean
+
+install:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --upgrade pip
+	$(VENV)/bin/pip install torch==2.13.0
+	$(VENV)/bin/pip install -e '.[dev]'
+
+test:
+	$(PY) -m pytest -q
+
+lint:
+	$(PY) -m ruff check snl_cli tests
+	$(PY) -m ruff format --check snl_cli tests
+
+format:
+	$(PY) -m ruff format snl_cli tests
+	$(PY) -m ruff check --fix snl_cli tests
+
+bench:
+	$(PY) -m pytest -q -m slow
+	$(PY) -m snl_cli bench search
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache

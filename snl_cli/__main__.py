@@ -1,0 +1,3 @@
+from snl_cli.cli import main
+
+main()

@@ -1,0 +1,55 @@
+"""The `snl` command line: one module per command, registered here."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from snl_cli import __version__
+from snl_cli.cli.common import DEBUG_ENV
+
+app = typer.Typer(
+    name="snl",
+    help="Video denoising with Shifted Non-Local Search.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"snl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks for unexpected errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Video denoising with Shifted Non-Local Search."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+
+
+def _register() -> None:
+    from snl_cli.cli import info
+
+    app.command("info")(info.info)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,63 @@
+"""Shared pieces of the commands: error rendering, the --debug switch, output helpers."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+from snl_cli.console import err_console, print_json
+from snl_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SnlError
+
+DEBUG_ENV = "SNL_DEBUG"
+
+
+def debug_enabled() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
+    """Print `snl: error: message` on stderr and return the Exit to raise."""
+    err_console.print(f"snl: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """Turn library failures into one stderr line and an exit code, never a traceback.
+
+    SnlError -> its message, exit 1 (2 for usage errors); Ctrl-C -> exit 130;
+    anything else -> a one-line summary that points at --debug.
+    """
+    try:
+        yield
+    except (typer.Exit, typer.Abort, typer.BadParameter):
+        raise
+    except SnlError as exc:
+        if debug_enabled():
+            raise
+        raise fail(str(exc), exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted", EXIT_INTERRUPTED) from None
+    except MemoryError:
+        raise fail("out of memory; try a smaller --chunk or --tile") from None
+    except Exception as exc:
+        if debug_enabled():
+            raise
+        name = type(exc).__name__
+        raise fail(f"{name}: {exc} (run with --debug for the traceback)") from None
+
+
+def emit(result: dict, as_json: bool, render) -> None:
+    """Print `result` as JSON on stdout, or call `render(result)` for humans."""
+    if as_json:
+        print_json(result)
+    else:
+        render(result)
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
