@@ -239,7 +239,7 @@ def patch_sum(
         shape = tuple(weights.shape) if isinstance(weights, Tensor) else type(weights).__name__
         raise ValueError(f"weights: expected shape {tuple(inds.shape[:-1])}, got {shape}")
     _same("weights", weights, v, "v")
-    B, T, C, H, W = v.shape
+    H, W = v.shape[-2:]
     n_h, n_w = -(-H // stride0), -(-W // stride0)
     if tuple(inds.shape[3:5]) != (n_h, n_w):
         raise ValueError(

@@ -62,7 +62,7 @@ def _head_frames(v: Tensor, heads: int) -> Tensor:
 
 def search(q: Tensor, k: Tensor, offsets: Tensor | None, spec: SearchSpec) -> tuple[Tensor, Tensor]:
     """All candidates, exhaustively, then torch.topk; see `snl_cli.search.shifted_nls`."""
-    B, _, C, H, W = q.shape
+    B, _, _, H, W = q.shape
     nH, nW, ws, heads, Ch = spec.nH, spec.nW, spec.ws, spec.heads, spec.Ch
     dev, dtype = q.device, q.dtype
     qy = _query_grid(nH, spec.stride0, dev, dtype).view(nH, 1).expand(nH, nW)
@@ -115,7 +115,7 @@ def search(q: Tensor, k: Tensor, offsets: Tensor | None, spec: SearchSpec) -> tu
 
 def gather(v: Tensor, inds: Tensor) -> Tensor:
     """Bilinear value of v at each match; see `snl_cli.search.gather`."""
-    B, T, C, H, W = v.shape
+    B, T, C = v.shape[:3]
     _, heads, _, nH, nW, K, _ = inds.shape
     frames = _head_frames(v, heads)
     out = []
