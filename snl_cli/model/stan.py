@@ -1,0 +1,238 @@
+"""STAN: a UNet whose bottleneck attention finds its keys with Shifted Non-Local Search.
+
+Scaled from the paper's network (channels 16/64/192, 12 heads, four attention blocks) to what
+trains and runs on a laptop CPU; the structure is kept: per-frame convolutional encoder and
+decoder, attention at 1/4 resolution whose first block searches a ws x ws window around the
+flow-predicted position in the neighbouring frames and whose later blocks refine (re-score
+the same locations with their own queries and keys), aggregation of the k_agg best matches
+with a learned combination across ranks and channels, and a global residual (blind: no noise
+level input).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from snl_cli.model.blocks import LayerNorm2d, ResBlock, down, up
+from snl_cli.search import accumulate_flows, gather, shifted_nls
+
+
+@dataclass(frozen=True)
+class STANConfig:
+    """Architecture hyper-parameters (stored in the weights manifest)."""
+
+    channels: tuple[int, ...] = (16, 32, 64)
+    heads: int = 4
+    qk_dim: int = 8
+    attn_blocks: int = 2
+    ws: int = 9
+    wt: int = 1
+    topk: int = 20
+    k_agg: int = 10
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "channels": list(self.channels)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> STANConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown STAN config keys: {sorted(unknown)}")
+        values = dict(data)
+        if "channels" in values:
+            values["channels"] = tuple(values["channels"])
+        return cls(**values)
+
+    @property
+    def scale(self) -> int:
+        """Down-sampling factor of the bottleneck (where attention runs)."""
+        return 2 ** (len(self.channels) - 1)
+
+
+def match_dists(q: Tensor, k: Tensor, inds: Tensor, heads: int, backend: str = "auto") -> Tensor:
+    """Squared l2 distance between each query and its matches, differentiable in q and k.
+
+    Args:
+        q, k: (B, T, heads*Ch, h, w).
+        inds: (B, heads, T, h, w, K, 3) absolute match positions.
+
+    Returns:
+        (B, heads, T, h, w, K).
+    """
+    B, T, C, h, w = q.shape
+    keys = gather(k, inds, backend=backend)  # (B, heads, T, K, Ch, h, w)
+    queries = q.reshape(B, T, heads, C // heads, h, w).transpose(1, 2).unsqueeze(3)
+    return (queries - keys).pow(2).sum(4).permute(0, 1, 2, 4, 5, 3)
+
+
+class ShiftedNLSAttention(nn.Module):
+    """One attention block: norm, q/k/v projections, search or refine, aggregate, residual.
+
+    Shape:
+        x: (B*T, C, h, w); offsets: (B, T, Wn, 2, h, w) or None; inds: (B, heads, T, h, w,
+        topk, 3) from the previous block, or None to search. Returns x of the same shape and
+        the inds used.
+    """
+
+    def __init__(self, cfg: STANConfig, dim: int) -> None:
+        super().__init__()
+        if dim % cfg.heads:
+            raise ValueError(f"channels {dim} not divisible by heads {cfg.heads}")
+        self.cfg = cfg
+        self.norm = LayerNorm2d(dim)
+        self.to_qk = nn.Conv2d(dim, 2 * cfg.heads * cfg.qk_dim, 1)
+        self.to_v = nn.Conv2d(dim, dim, 1)
+        self.log_scale = nn.Parameter(torch.full((cfg.heads,), -math.log(cfg.qk_dim)))
+        ch = dim // cfg.heads
+        mix = torch.zeros(cfg.heads, ch, cfg.k_agg, ch)
+        mix[:, :, 0] = torch.eye(ch)  # start as "take the weighted best match"
+        self.mix = nn.Parameter(mix + 0.01 * torch.randn_like(mix))
+        self.proj = nn.Conv2d(dim, dim, 1)
+        self.ffn = ResBlock(dim)
+
+    def forward(
+        self, x: Tensor, batch: int, offsets: Tensor | None, inds: Tensor | None, backend: str
+    ) -> tuple[Tensor, Tensor]:
+        cfg = self.cfg
+        BT, C, h, w = x.shape
+        T = BT // batch
+        y = self.norm(x)
+        q, k = self.to_qk(y).float().reshape(batch, T, 2, -1, h, w).unbind(2)
+        v = self.to_v(y).float().reshape(batch, T, C, h, w)
+        if inds is None:
+            with torch.no_grad():
+                _, inds = shifted_nls(
+                    q.detach(), k.detach(), offsets, ws=cfg.ws, wt=cfg.wt, ps=1,
+                    topk=min(cfg.topk, min(2 * cfg.wt + 1, T) * cfg.ws**2), stride0=1,
+                    heads=cfg.heads, backend=backend,
+                )  # fmt: skip
+        out = torch.cat(
+            [
+                self._aggregate(q, k, v, inds, t0, t1, backend)
+                for t0, t1 in _slices(T, torch.is_grad_enabled())
+            ],
+            dim=2,
+        )  # (B, heads, T, Ch, h, w)
+        out = out.transpose(1, 2).reshape(BT, C, h, w).to(x.dtype)
+        x = x + self.proj(out)
+        return self.ffn(x), inds
+
+    def _aggregate(
+        self, q: Tensor, k: Tensor, v: Tensor, inds: Tensor, t0: int, t1: int, backend: str
+    ) -> Tensor:
+        """Attention output for query frames [t0, t1): (B, heads, t1-t0, Ch, h, w)."""
+        cfg = self.cfg
+        inds = inds[:, :, t0:t1]
+        lo = int(inds[..., 0].min())
+        hi = int(inds[..., 0].max()) + 1
+        shift = inds.new_tensor([lo, 0.0, 0.0])
+        local = inds - shift
+        q_loc = q[:, t0:t1]
+        # queries of [t0, t1) against the key/value frames [lo, hi) they reference
+        k_loc, v_loc = k[:, lo:hi], v[:, lo:hi]
+        if hi - lo != t1 - t0:
+            q_loc = _pad_time(q_loc, t0 - lo, hi - t1)
+            local = _pad_time_inds(local, t0 - lo, hi - t1)
+        dists = match_dists(q_loc, k_loc, local, cfg.heads, backend)
+        k_agg = min(cfg.k_agg, dists.shape[-1])
+        dists, order = dists.topk(k_agg, dim=-1, largest=False, sorted=True)
+        chosen = local.gather(-2, order.unsqueeze(-1).expand(*order.shape, 3))
+        scale = self.log_scale.exp().view(1, -1, 1, 1, 1, 1)
+        weights = torch.softmax(-scale * dists, dim=-1)  # (B, heads, T', h, w, k_agg)
+        values = gather(v_loc, chosen, backend=backend)  # (B, heads, T', k_agg, Ch, h, w)
+        weighted = values * weights.permute(0, 1, 2, 5, 3, 4).unsqueeze(4)
+        out = torch.einsum("bhtkcyx,hokc->bhtoyx", weighted, self.mix[:, :, :k_agg])
+        pad_before = t0 - lo
+        return out[:, :, pad_before : pad_before + (t1 - t0)]
+
+
+def _slices(T: int, training: bool) -> list[tuple[int, int]]:
+    """Process attention one query frame at a time in inference to bound memory."""
+    return [(0, T)] if training else [(t, t + 1) for t in range(T)]
+
+
+def _pad_time(x: Tensor, before: int, after: int) -> Tensor:
+    """Repeat edge frames so that query frames line up with the key frames they use."""
+    parts = [x[:, :1]] * before + [x] + [x[:, -1:]] * after
+    return torch.cat(parts, 1)
+
+
+def _pad_time_inds(inds: Tensor, before: int, after: int) -> Tensor:
+    parts = [inds[:, :, :1]] * before + [inds] + [inds[:, :, -1:]] * after
+    return torch.cat(parts, 2)
+
+
+class STAN(nn.Module):
+    """Blind video denoiser.
+
+    Args:
+        cfg: architecture.
+
+    Shape:
+        noisy: (B, T, 3, H, W) in [0, 1]; flows: optional (fflow, bflow), each (B, T, 2, H, W),
+        (dy, dx) to the next / previous frame (see `snl_cli.flow`). Returns (B, T, 3, H, W).
+    """
+
+    def __init__(self, cfg: STANConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or STANConfig()
+        c = cfg.channels
+        self.inp = nn.Conv2d(3, c[0], 3, padding=1)
+        self.enc = nn.ModuleList([ResBlock(ch) for ch in c[:-1]])
+        self.downs = nn.ModuleList([down(c[i], c[i + 1]) for i in range(len(c) - 1)])
+        self.mid = ResBlock(c[-1])
+        self.attn = nn.ModuleList([ShiftedNLSAttention(cfg, c[-1]) for _ in range(cfg.attn_blocks)])
+        self.ups = nn.ModuleList([up(c[i + 1], c[i]) for i in range(len(c) - 1)])
+        self.fuse = nn.ModuleList([nn.Conv2d(2 * ch, ch, 1) for ch in c[:-1]])
+        self.dec = nn.ModuleList([ResBlock(ch) for ch in c[:-1]])
+        self.out = nn.Conv2d(c[0], 3, 3, padding=1)
+        self.act = nn.LeakyReLU(0.1, inplace=True)
+
+    def offsets(self, flows: tuple[Tensor, Tensor] | None, T: int, backend: str) -> Tensor | None:
+        """Per-neighbour offsets at the bottleneck from full-resolution flows."""
+        if flows is None or T < 2 or self.cfg.wt == 0:
+            return None
+        s = self.cfg.scale
+        fflow, bflow = (F.avg_pool3d(f, (1, s, s)) / s if s > 1 else f for f in flows)
+        return accumulate_flows(fflow.float(), bflow.float(), self.cfg.wt, backend="torch")
+
+    def forward(
+        self, noisy: Tensor, flows: tuple[Tensor, Tensor] | None = None, backend: str = "auto"
+    ) -> Tensor:
+        B, T, _, H, W = noisy.shape
+        s = self.cfg.scale
+        pad_h, pad_w = (-H) % s, (-W) % s
+        x = noisy.reshape(B * T, 3, H, W)
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+            if flows is not None:
+                flows = tuple(
+                    F.pad(
+                        f.reshape(B * T, 2, H, W), (0, pad_w, 0, pad_h), mode="replicate"
+                    ).reshape(B, T, 2, H + pad_h, W + pad_w)
+                    for f in flows
+                )
+        with torch.no_grad():
+            offsets = self.offsets(flows, T, backend)
+        inp = x
+        x = self.act(self.inp(x))
+        skips = []
+        for enc, dn in zip(self.enc, self.downs, strict=True):
+            x = enc(x)
+            skips.append(x)
+            x = dn(x)
+        x = self.mid(x)
+        inds = None
+        for block in self.attn:
+            x, inds = block(x, B, offsets, inds, backend)
+        for i in reversed(range(len(self.ups))):
+            x = self.ups[i](x)
+            x = self.dec[i](self.fuse[i](torch.cat([x, skips[i]], 1)))
+        x = inp + self.out(x)
+        return x[:, :, :H, :W].reshape(B, T, 3, H, W)

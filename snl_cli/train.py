@@ -1,0 +1,384 @@
+"""`snl train`: fit STAN on clean footage with synthetic Gaussian noise (blind, sigma ~ U[0, 50]).
+
+Data are folders of frames or video files (each one clip) and, optionally, folders of still
+images that are turned into short clips by random smooth motion. Training runs for a time
+budget, checkpoints regularly and resumes from its checkpoint; the schedule (cosine over the
+whole budget) continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from snl_cli.errors import InputError, UsageError
+from snl_cli.model.stan import STAN, STANConfig
+from snl_cli.model.weights import save_stan
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+VAL_SIGMAS = (10, 20, 30, 40, 50)
+
+
+@dataclass
+class TrainOptions:
+    """Everything that defines a training run (saved in checkpoints and the manifest)."""
+
+    data: list[str]
+    out: str
+    stills: list[str] = field(default_factory=list)
+    val: list[str] = field(default_factory=list)
+    minutes: float = 60.0
+    crop: int = 96
+    frames: int = 5
+    batch: int = 4
+    lr: float = 5e-4
+    sigma_max: float = 50.0
+    seed: int = 0
+    checkpoint: str | None = None
+    checkpoint_minutes: float = 5.0
+    val_minutes: float = 10.0
+    val_frames: int = 5
+    val_crop: int = 192
+    bf16: bool = True
+    architecture: dict = field(default_factory=dict)
+
+    def checkpoint_path(self) -> Path:
+        return Path(self.checkpoint) if self.checkpoint else Path(self.out).with_suffix(".ckpt")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load_clip(path: Path, max_frames: int | None = None) -> np.ndarray:
+    """Decode a video file or frame folder into uint8 (T, H, W, 3)."""
+    from snl_cli.video import read_frames
+
+    frames = []
+    for frame in read_frames(path):
+        frames.append(np.clip(np.rint(frame.rgb * 255), 0, 255).astype(np.uint8))
+        if max_frames and len(frames) >= max_frames:
+            break
+    if not frames:
+        raise InputError("no frames", path)
+    return np.stack(frames)
+
+
+def load_stills(folder: Path) -> list[np.ndarray]:
+    """Every image in a folder, each uint8 (H, W, 3)."""
+    from snl_cli.video import read_frames
+
+    images = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            frame = next(iter(read_frames(path)))
+            images.append(np.clip(np.rint(frame.rgb * 255), 0, 255).astype(np.uint8))
+    if not images:
+        raise InputError("no images", folder)
+    return images
+
+
+def discover_clips(paths: list[str]) -> list[Path]:
+    """Each path is a clip (video file or frame folder) or a folder of clips."""
+    clips: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError("no such file or folder", path)
+        if path.is_file() or any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+            clips.append(path)
+        else:
+            clips.extend(sorted(p for p in path.iterdir() if p.is_dir() or p.is_file()))
+    return clips
+
+
+class ClipSampler:
+    """Random training crops: (clean) clips of `frames` frames, `crop` x `crop` pixels.
+
+    Video clips give consecutive frames (random start, random direction); still images give
+    clips whose camera moves smoothly (random velocity and acceleration, sub-pixel).
+    """
+
+    def __init__(
+        self,
+        clips: list[np.ndarray],
+        stills: list[np.ndarray],
+        frames: int,
+        crop: int,
+        rng: random.Random,
+    ) -> None:
+        usable = [c for c in clips if c.shape[0] >= frames and min(c.shape[1:3]) >= crop]
+        self.clips = usable
+        self.stills = [s for s in stills if min(s.shape[:2]) >= crop + 16]
+        if not self.clips and not self.stills:
+            raise UsageError(f"no training clip has {frames} frames of at least {crop}x{crop}")
+        self.frames, self.crop, self.rng = frames, crop, rng
+        sizes = [c.shape[0] for c in self.clips]
+        self.still_share = 0.0 if not self.stills else (0.25 if self.clips else 1.0)
+        self.clip_weights = sizes
+
+    def sample(self) -> Tensor:
+        """(frames, 3, crop, crop) float in [0, 1]."""
+        rng = self.rng
+        if self.stills and rng.random() < self.still_share:
+            clip = self._moving_still(rng.choice(self.stills))
+        else:
+            clip = self._video_crop(rng.choices(self.clips, weights=self.clip_weights)[0])
+        if rng.random() < 0.5:
+            clip = clip.flip(-1)
+        if rng.random() < 0.5:
+            clip = clip.flip(-2)
+        if rng.random() < 0.5:
+            clip = clip.flip(0)
+        return clip
+
+    def _video_crop(self, clip: np.ndarray) -> Tensor:
+        T, H, W, _ = clip.shape
+        t = self.rng.randrange(T - self.frames + 1)
+        y = self.rng.randrange(H - self.crop + 1)
+        x = self.rng.randrange(W - self.crop + 1)
+        part = clip[t : t + self.frames, y : y + self.crop, x : x + self.crop]
+        return torch.from_numpy(np.ascontiguousarray(part)).permute(0, 3, 1, 2).float() / 255
+
+    def _moving_still(self, image: np.ndarray) -> Tensor:
+        H, W, _ = image.shape
+        rng, n, c = self.rng, self.frames, self.crop
+        velocity = np.array([rng.uniform(-3, 3), rng.uniform(-3, 3)])
+        accel = np.array([rng.uniform(-0.3, 0.3), rng.uniform(-0.3, 0.3)])
+        path = np.array([velocity * i + 0.5 * accel * i * i for i in range(n)])
+        path -= path.min(0)
+        span = path.max(0)
+        room = np.array([H - c - 1, W - c - 1]) - span
+        if (room < 0).any():
+            path *= 0
+            room = np.array([H - c - 1, W - c - 1])
+        start = np.array([rng.uniform(0, room[0]), rng.uniform(0, room[1])])
+        img = torch.from_numpy(image).permute(2, 0, 1).float().unsqueeze(0) / 255
+        ys = torch.arange(c, dtype=torch.float32)
+        crops = []
+        for dy, dx in path + start:
+            gy = (ys + dy) / (H - 1) * 2 - 1
+            gx = (ys + dx) / (W - 1) * 2 - 1
+            grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1).unsqueeze(0)
+            crops.append(F.grid_sample(img, grid, mode="bilinear", align_corners=True)[0])
+        return torch.stack(crops)
+
+
+def add_noise(clean: Tensor, sigma: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Gaussian noise of std sigma/255 per clip, then clipped and quantised to 8 bits.
+
+    Args:
+        clean: (B, T, 3, H, W) in [0, 1]; sigma: (B,) on the 0-255 scale.
+    """
+    noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype)
+    noisy = clean + noise * (sigma.view(-1, 1, 1, 1, 1) / 255)
+    return torch.round(noisy.clamp(0, 1) * 255) / 255
+
+
+def charbonnier(out: Tensor, clean: Tensor) -> Tensor:
+    """The paper's loss: sqrt(MSE + 1e-6)."""
+    return torch.sqrt(F.mse_loss(out, clean) + 1e-6)
+
+
+def psnr(a: Tensor, b: Tensor) -> float:
+    mse = F.mse_loss(a.clamp(0, 1).double(), b.double()).item()
+    return 10 * math.log10(1 / max(mse, 1e-12))
+
+
+# ----------------------------------------------------------------------------- training
+
+
+FlowFn = Callable[[Tensor], tuple[Tensor, Tensor]]
+
+
+def default_flow_fn() -> FlowFn:
+    """Flows on the noisy frames, (B, T, 3, H, W) -> (fflow, bflow) (B, T, 2, H, W)."""
+    from snl_cli.flow import estimate_flows
+
+    def flows(noisy: Tensor) -> tuple[Tensor, Tensor]:
+        pairs = [estimate_flows(clip) for clip in noisy]
+        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+    return flows
+
+
+def run_model(model: STAN, noisy: Tensor, flow_fn: FlowFn | None, bf16: bool) -> Tensor:
+    flows = flow_fn(noisy) if flow_fn is not None else None
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        return model(noisy, flows).float()
+
+
+def validation_set(paths: list[str], frames: int, crop: int) -> list[Tensor]:
+    """Centre crops of the first `frames` frames of each validation clip, (T, 3, h, w)."""
+    out = []
+    for path in discover_clips(paths):
+        clip = load_clip(path, max_frames=frames)
+        _, H, W, _ = clip.shape
+        h, w = min(crop, H), min(crop, W)
+        y, x = (H - h) // 2, (W - w) // 2
+        part = clip[:, y : y + h, x : x + w]
+        out.append(torch.from_numpy(np.ascontiguousarray(part)).permute(0, 3, 1, 2).float() / 255)
+    return out
+
+
+@torch.no_grad()
+def evaluate(
+    model: STAN,
+    clips: list[Tensor],
+    sigmas: tuple[int, ...],
+    flow_fn: FlowFn | None,
+    bf16: bool,
+    seed: int = 123,
+) -> dict[int, float]:
+    """Mean PSNR (dB) per sigma over the clips, with seeded noise."""
+    was_training = model.training
+    model.eval()
+    result = {}
+    for sigma in sigmas:
+        gen = torch.Generator().manual_seed(seed + sigma)
+        scores = []
+        for clean in clips:
+            noisy = add_noise(clean[None], torch.tensor([float(sigma)]), gen)
+            scores.append(psnr(run_model(model, noisy, flow_fn, bf16), clean[None]))
+        result[sigma] = float(np.mean(scores))
+    model.train(was_training)
+    return result
+
+
+def _lr_at(opts: TrainOptions, minutes_done: float) -> float:
+    frac = min(minutes_done / max(opts.minutes, 1e-9), 1.0)
+    return opts.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    minutes: float = 0.0
+    history: list[dict] = field(default_factory=list)
+
+
+def _save_checkpoint(
+    path: Path,
+    model: STAN,
+    optim: torch.optim.Optimizer,
+    state: TrainState,
+    opts: TrainOptions,
+    rng: random.Random,
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optim": optim.state_dict(),
+            "state": asdict(state),
+            "options": asdict(opts),
+            "architecture": model.cfg.to_dict(),
+            "python_rng": rng.getstate(),
+            "torch_rng": torch.get_rng_state(),
+        },
+        tmp,
+    )
+    tmp.replace(path)
+
+
+def train(
+    opts: TrainOptions,
+    *,
+    flow_fn: FlowFn | str | None = "default",
+    progress: Callable[[TrainState, dict], None] | None = None,
+) -> dict:
+    """Train (or resume) and write the weights + manifest; returns the manifest."""
+    if flow_fn == "default":
+        flow_fn = default_flow_fn()
+    rng = random.Random(opts.seed)
+    torch.manual_seed(opts.seed)
+    ckpt_path = opts.checkpoint_path()
+    resumed = None
+    if ckpt_path.is_file():
+        resumed = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        arch = resumed["architecture"]
+    else:
+        arch = opts.architecture
+    model = STAN(STANConfig.from_dict(arch) if arch else STANConfig())
+    optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=0.0)
+    state = TrainState()
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optim.load_state_dict(resumed["optim"])
+        state = TrainState(**resumed["state"])
+        rng.setstate(resumed["python_rng"])
+        torch.set_rng_state(resumed["torch_rng"])
+
+    clips = [load_clip(p) for p in discover_clips(opts.data)] if opts.data else []
+    stills = [img for folder in opts.stills for img in load_stills(Path(folder))]
+    sampler = ClipSampler(clips, stills, opts.frames, opts.crop, rng)
+    val_clips = validation_set(opts.val, opts.val_frames, opts.val_crop) if opts.val else []
+
+    model.train()
+    start = time.monotonic()
+    base_minutes = state.minutes
+    last_ckpt = last_val = time.monotonic()
+    info: dict = {}
+    while state.minutes < opts.minutes:
+        for group in optim.param_groups:
+            group["lr"] = _lr_at(opts, state.minutes)
+        clean = torch.stack([sampler.sample() for _ in range(opts.batch)])
+        sigma = torch.rand(opts.batch) * opts.sigma_max
+        noisy = add_noise(clean, sigma)
+        out = run_model(model, noisy, flow_fn, opts.bf16)
+        loss = charbonnier(out, clean)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optim.step()
+        state.step += 1
+        state.minutes = base_minutes + (time.monotonic() - start) / 60
+        info = {"loss": float(loss), "lr": optim.param_groups[0]["lr"]}
+        now = time.monotonic()
+        if val_clips and (now - last_val) / 60 >= opts.val_minutes:
+            scores = evaluate(model, val_clips, (20, 40), flow_fn, opts.bf16)
+            state.history.append(
+                {
+                    "step": state.step,
+                    "minutes": round(state.minutes, 2),
+                    **{f"psnr{s}": round(v, 3) for s, v in scores.items()},
+                }
+            )
+            info.update(scores)
+            last_val = time.monotonic()
+        if (now - last_ckpt) / 60 >= opts.checkpoint_minutes:
+            _save_checkpoint(ckpt_path, model, optim, state, opts, rng)
+            last_ckpt = time.monotonic()
+        if progress is not None:
+            progress(state, info)
+    _save_checkpoint(ckpt_path, model, optim, state, opts, rng)
+    final = evaluate(model, val_clips, VAL_SIGMAS, flow_fn, opts.bf16) if val_clips else {}
+    manifest = {
+        "model": "STAN",
+        "command": "snl train " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else "",
+        "training_data": {
+            "clips": [str(p) for p in discover_clips(opts.data)] if opts.data else [],
+            "stills": opts.stills,
+        },
+        "validation_data": opts.val,
+        "steps": state.step,
+        "minutes": round(state.minutes, 2),
+        "options": asdict(opts),
+        "val_psnr": {str(s): round(v, 3) for s, v in final.items()},
+        "val_note": f"centre {opts.val_crop}px crops of the first {opts.val_frames} frames, "
+        "seeded Gaussian noise quantised to 8 bits",
+        "history": state.history,
+        "noise": f"Gaussian, sigma ~ U[0, {opts.sigma_max}] (0-255 scale), blind",
+    }
+    return save_stan(model, opts.out, manifest)
