@@ -218,6 +218,23 @@ def run_model(model: STAN, noisy: Tensor, flow_fn: FlowFn | None, bf16: bool) ->
         return model(noisy, flows).float()
 
 
+def train_step(
+    model: STAN,
+    optim: torch.optim.Optimizer,
+    clean: Tensor,
+    noisy: Tensor,
+    flow_fn: FlowFn | None,
+    bf16: bool,
+) -> float:
+    """One optimisation step on a batch (B, T, 3, H, W); returns the loss."""
+    loss = charbonnier(run_model(model, noisy, flow_fn, bf16), clean)
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optim.step()
+    return loss.item()
+
+
 def validation_set(paths: list[str], frames: int, crop: int) -> list[Tensor]:
     """Centre crops of the first `frames` frames of each validation clip, (T, 3, h, w)."""
     out = []
@@ -335,16 +352,10 @@ def train(
             group["lr"] = _lr_at(opts, state.minutes)
         clean = torch.stack([sampler.sample() for _ in range(opts.batch)])
         sigma = torch.rand(opts.batch) * opts.sigma_max
-        noisy = add_noise(clean, sigma)
-        out = run_model(model, noisy, flow_fn, opts.bf16)
-        loss = charbonnier(out, clean)
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optim.step()
+        loss = train_step(model, optim, clean, add_noise(clean, sigma), flow_fn, opts.bf16)
         state.step += 1
         state.minutes = base_minutes + (time.monotonic() - start) / 60
-        info = {"loss": float(loss), "lr": optim.param_groups[0]["lr"]}
+        info = {"loss": loss, "lr": optim.param_groups[0]["lr"]}
         now = time.monotonic()
         if val_clips and (now - last_val) / 60 >= opts.val_minutes:
             scores = evaluate(model, val_clips, (20, 40), flow_fn, opts.bf16)

@@ -42,9 +42,10 @@ def _root(
 
 
 def _register() -> None:
-    from snl_cli.cli import info
+    from snl_cli.cli import info, train
 
     app.command("info")(info.info)
+    app.command("train")(train.train)
 
 
 _register()
@@ -52,4 +53,10 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
+    import sys
+
+    from snl_cli.cli.train import expand_multi_values
+
+    if sys.argv[1:2] == ["train"]:
+        sys.argv[2:] = expand_multi_values(sys.argv[2:])
     app()

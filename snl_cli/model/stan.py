@@ -192,6 +192,8 @@ class STAN(nn.Module):
         self.fuse = nn.ModuleList([nn.Conv2d(2 * ch, ch, 1) for ch in c[:-1]])
         self.dec = nn.ModuleList([ResBlock(ch) for ch in c[:-1]])
         self.out = nn.Conv2d(c[0], 3, 3, padding=1)
+        nn.init.zeros_(self.out.weight)  # start as the identity: output = noisy input
+        nn.init.zeros_(self.out.bias)
         self.act = nn.LeakyReLU(0.1, inplace=True)
 
     def offsets(self, flows: tuple[Tensor, Tensor] | None, T: int, backend: str) -> Tensor | None:

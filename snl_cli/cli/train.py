@@ -1,0 +1,111 @@
+"""`snl train`: fit STAN weights on your own footage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from snl_cli.cli.common import cli_errors, emit
+
+MULTI_VALUE = ("--data", "--val", "--stills")
+
+
+def expand_multi_values(argv: list[str]) -> list[str]:
+    """Let `--data A B C` mean `--data A --data B --data C` (Click takes one value per flag)."""
+    out: list[str] = []
+    current = None
+    for arg in argv:
+        if arg in MULTI_VALUE:
+            current = arg
+            out.append(arg)
+            continue
+        if arg.startswith("-"):
+            current = None
+        elif current is not None and out[-1] != current:
+            out.append(current)
+        out.append(arg)
+    return out
+
+
+def train(
+    data: Annotated[
+        list[Path],
+        typer.Option("--data", help="Clips: video files or frame folders (or folders of them)."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Weights file to write (.safetensors).")],
+    val: Annotated[
+        list[Path] | None, typer.Option("--val", help="Validation clips (never trained on).")
+    ] = None,
+    stills: Annotated[
+        list[Path] | None,
+        typer.Option("--stills", help="Folders of still images, moved smoothly into clips."),
+    ] = None,
+    minutes: Annotated[
+        float, typer.Option(min=0.01, help="Total training time (resumes count).")
+    ] = 60.0,
+    crop: Annotated[int, typer.Option(min=32, help="Crop size in pixels.")] = 96,
+    frames: Annotated[int, typer.Option(min=2, help="Frames per training clip.")] = 5,
+    batch: Annotated[int, typer.Option(min=1, help="Clips per step.")] = 4,
+    lr: Annotated[
+        float, typer.Option(min=0.0, help="Peak learning rate (cosine schedule).")
+    ] = 5e-4,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Checkpoint to write and resume from [default: OUT.ckpt].")
+    ] = None,
+    channels: Annotated[
+        str, typer.Option(help="UNet widths per level, comma-separated.")
+    ] = "16,32,64",
+    heads: Annotated[int, typer.Option(min=1, help="Attention heads.")] = 4,
+    attn_blocks: Annotated[int, typer.Option(min=1, help="Attention blocks (first searches).")] = 2,
+    bf16: Annotated[bool, typer.Option("--bf16/--no-bf16", help="bfloat16 autocast.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """Train STAN (blind, sigma ~ U[0, 50]) and write weights + manifest."""
+    from snl_cli.console import FrameProgress, info
+    from snl_cli.train import TrainOptions
+    from snl_cli.train import train as run_training
+
+    with cli_errors():
+        try:
+            widths = [int(c) for c in channels.split(",")]
+        except ValueError:
+            raise typer.BadParameter(f"expected integers like 16,32,64, got {channels!r}") from None
+        opts = TrainOptions(
+            data=[str(p) for p in data],
+            out=str(out),
+            stills=[str(p) for p in stills or []],
+            val=[str(p) for p in val or []],
+            minutes=minutes,
+            crop=crop,
+            frames=frames,
+            batch=batch,
+            lr=lr,
+            seed=seed,
+            checkpoint=str(checkpoint) if checkpoint else None,
+            bf16=bf16,
+            architecture={"channels": widths, "heads": heads, "attn_blocks": attn_blocks},
+        )
+        total = int(minutes * 60)
+        with FrameProgress("training", total=total) as bar:
+            done = [0]
+
+            def report(state, fields: dict) -> None:
+                seconds = int(state.minutes * 60)
+                text = f"step {state.step} loss {fields.get('loss', 0):.4f}"
+                if 20 in fields:
+                    text += f" val σ20 {fields[20]:.2f} dB σ40 {fields[40]:.2f} dB"
+                bar.set_description(text)
+                bar.advance(max(seconds - done[0], 0))
+                done[0] = max(seconds, done[0])
+
+            manifest = run_training(opts, progress=report)
+        emit(
+            manifest,
+            as_json,
+            lambda m: info(
+                f"wrote {out} ({m['steps']} steps, {m['minutes']} min); val PSNR {m['val_psnr']}"
+            ),
+        )

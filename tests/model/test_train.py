@@ -1,0 +1,63 @@
+"""Training pieces: noise model, loss, a few steps lowering the loss, moving stills."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from snl_cli.model.stan import STAN, STANConfig
+from snl_cli.train import ClipSampler, add_noise, charbonnier, train_step
+
+SMALL = STANConfig(channels=(8, 16), heads=2, qk_dim=4, attn_blocks=1, ws=3, topk=4, k_agg=2)
+
+
+def test_add_noise_level_and_quantisation() -> None:
+    clean = torch.full((1, 2, 3, 64, 64), 0.5)
+    noisy = add_noise(clean, torch.tensor([20.0]), torch.Generator().manual_seed(0))
+    assert torch.allclose(noisy * 255, torch.round(noisy * 255))
+    assert abs((noisy - clean).std().item() * 255 - 20) < 0.5
+
+
+def test_loss_is_sqrt_mse_plus_eps() -> None:
+    a, b = torch.zeros(4), torch.full((4,), 0.1)
+    assert abs(charbonnier(a, b).item() - (0.01 + 1e-6) ** 0.5) < 1e-7
+
+
+def test_steps_lower_the_loss() -> None:
+    torch.manual_seed(0)
+    model = STAN(SMALL)
+    optim = torch.optim.Adam(model.parameters(), lr=2e-3)
+    y, x = torch.meshgrid(torch.linspace(0, 1, 24), torch.linspace(0, 1, 24), indexing="ij")
+    clean = torch.stack([torch.stack([y, x, (x + y) / 2])] * 3).unsqueeze(0)
+    noisy = add_noise(clean, torch.tensor([30.0]), torch.Generator().manual_seed(1))
+    from snl_cli.search import api
+
+    noisy_loss = charbonnier(noisy, clean).item()
+    losses = []
+    for _ in range(30):
+        with torch.no_grad():
+            losses.append(charbonnier(model(noisy, backend="torch"), clean).item())
+        train_step_torch(model, optim, clean, noisy, api)
+    assert abs(losses[0] - noisy_loss) < 1e-6  # the untrained model is the identity
+    assert losses[-1] < 0.85 * noisy_loss
+
+
+def train_step_torch(model, optim, clean, noisy, api) -> None:
+    """train_step with the search forced onto the torch reference (no numba JIT in this test)."""
+    original = api.pick_backend
+    api.pick_backend = lambda name, device: original("torch", device)
+    try:
+        train_step(model, optim, clean, noisy, flow_fn=None, bf16=False)
+    finally:
+        api.pick_backend = original
+
+
+def test_moving_still_clip_moves() -> None:
+    rng = np.random.default_rng(0)
+    image = (rng.random((80, 90, 3)) * 255).astype(np.uint8)
+    sampler = ClipSampler([], [image], frames=4, crop=32, rng=random.Random(3))
+    clip = sampler._moving_still(image)
+    assert clip.shape == (4, 3, 32, 32)
+    assert (clip[0] - clip[-1]).abs().mean() > 0.01
