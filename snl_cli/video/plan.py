@@ -1,0 +1,306 @@
+"""The writer's decisions, known before anything is written: `plan_output(like, path)`.
+
+Container from the output suffix, encoder following the input, the pixel format closest
+to the input's that the encoder takes at this frame size, the colour tags to write, and
+which audio/subtitle streams the container can hold. `snl denoise --json` reports it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+
+from snl_cli.errors import OutputError, UsageError
+from snl_cli.video.colour import ColourTags
+from snl_cli.video.probe import ClipInfo
+
+# Inputs whose codec is lossless get a lossless output by default.
+LOSSLESS_CODECS = frozenset(
+    {"ffv1", "png", "apng", "rawvideo", "utvideo", "huffyuv", "ffvhuff", "magicyuv",
+     "qtrle", "tiff", "bmp", "zlib", "v210", "v410", "r210", "r10k", "lagarith"}
+)  # fmt: skip
+FOLLOW_CODEC = {"h264": "libx264", "hevc": "libx265"}
+# Rate-control defaults per encoder: "visually lossless" is the right default for a
+# denoiser's output; --crf/--preset override them.
+CRF_DEFAULTS: dict[str, dict[str, str]] = {
+    "libx264": {"crf": "16", "preset": "medium"},
+    "libx265": {"crf": "18", "preset": "medium", "x265-params": "log-level=error"},
+    "libvpx-vp9": {"crf": "24", "b": "0", "deadline": "good", "cpu-used": "4"},
+    "libsvtav1": {"crf": "24", "preset": "8"},
+}
+# Encoders that code 4:2:0 / 4:2:2 at odd sizes (the others need even dimensions).
+ODD_CHROMA_OK = frozenset({"ffv1"})
+_PRESET_KEY = {"libx264": "preset", "libx265": "preset", "libsvtav1": "preset"}
+_RGB_TO_YUV_TAGS: ColourTags = {
+    "range": "tv",
+    "space": "bt709",
+    "primaries": "bt709",
+    "transfer": "iec61966-2-1",
+}
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """The writer's decisions for one output, known before anything is written.
+
+    Attributes:
+        path: the final output path.
+        kind: "video" (a file) or "images" (a folder of PNGs).
+        container: muxer name for video ("mp4", "matroska", ...), None for folders.
+        codec: video encoder ("libx264", "ffv1", ...) or "png".
+        pix_fmt: encoder pixel format ("yuv420p10le", ...; "rgb24"/"rgb48be" for PNGs).
+        bit_depth: bits per component written.
+        options: encoder options (crf, preset, ...).
+        color: colour tags written on the stream and frames.
+        copied: streams copied from the input, e.g. "audio:aac".
+        dropped: streams the output container cannot hold, with the reason.
+    """
+
+    path: Path
+    kind: str
+    container: str | None
+    codec: str
+    pix_fmt: str
+    bit_depth: int
+    options: dict[str, str] = field(default_factory=dict)
+    color: ColourTags = field(default_factory=dict)
+    copied: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON form, for `snl denoise --json`."""
+        return {
+            "path": str(self.path),
+            "kind": self.kind,
+            "container": self.container,
+            "codec": self.codec,
+            "pix_fmt": self.pix_fmt,
+            "bit_depth": self.bit_depth,
+            "options": dict(self.options),
+            "color": dict(self.color),
+            "copied": list(self.copied),
+            "dropped": list(self.dropped),
+        }
+
+
+def is_frame_folder(path: Path) -> bool:
+    """An output is a frame folder when it is an existing folder or has no suffix."""
+    return path.is_dir() or not path.suffix
+
+
+def plan_output(
+    like: ClipInfo,
+    path: str | os.PathLike[str],
+    *,
+    codec: str | None = None,
+    crf: int | None = None,
+    preset: str | None = None,
+) -> OutputPlan:
+    """Decide container, encoder, pixel format and copied streams for an output.
+
+    Default encoder: follow the input (H.264 -> libx264, HEVC -> libx265, a lossless
+    codec -> ffv1, anything else -> libx264); if the container cannot hold it, the
+    container's own default encoder (e.g. libvpx-vp9 for .webm).
+
+    Raises:
+        UsageError: an unknown encoder, or crf/preset for an encoder without them.
+        OutputError: the suffix names no known container, or the container cannot hold
+            the requested encoder.
+    """
+    path = Path(path)
+    if is_frame_folder(path):
+        deep = like.bit_depth > 8
+        return OutputPlan(
+            path=path,
+            kind="images",
+            container=None,
+            codec="png",
+            pix_fmt="rgb48be" if deep else "rgb24",
+            bit_depth=16 if deep else 8,
+        )
+    muxer, supported = _muxer(path)
+    encoder = _pick_encoder(like, path, codec, muxer, supported)
+    pix_fmt = choose_pix_fmt(encoder, like.pix_fmt, like.width, like.height)
+    copied, dropped = _side_streams(like, supported)
+    return OutputPlan(
+        path=path,
+        kind="video",
+        container=muxer,
+        codec=encoder,
+        pix_fmt=pix_fmt,
+        bit_depth=max(c.bits for c in av.VideoFormat(pix_fmt).components),
+        options=_encoder_options(encoder, crf, preset),
+        color=_output_tags(like, pix_fmt),
+        copied=copied,
+        dropped=dropped,
+    )
+
+
+def _muxer(path: Path) -> tuple[str, frozenset[str]]:
+    """The muxer FFmpeg picks for `path`'s suffix, and the codecs it can hold."""
+    probe_target = io.BytesIO()
+    probe_target.name = path.name  # av.open guesses the format from this name
+    try:
+        with av.open(probe_target, "w") as container:
+            return container.format.name, frozenset(container.supported_codecs)
+    except (av.FFmpegError, ValueError) as exc:
+        raise OutputError(f"no known video container for suffix {path.suffix!r}", path) from exc
+
+
+def _pick_encoder(
+    like: ClipInfo, path: Path, codec: str | None, muxer: str, supported: frozenset[str]
+) -> str:
+    if codec is not None:
+        codec = _check_encoder(codec)
+        if not _muxable(codec, supported):
+            raise OutputError(f"{muxer} cannot hold {codec} video; try a .mkv output", path)
+        return codec
+    if like.codec in FOLLOW_CODEC:
+        wanted = FOLLOW_CODEC[like.codec]
+    elif like.codec in LOSSLESS_CODECS:
+        wanted = "ffv1"
+    else:
+        wanted = "libx264"
+    if _muxable(wanted, supported):
+        return wanted
+    with av.open(io.BytesIO(), "w", format=muxer) as container:
+        fallback = container.default_video_codec
+    if fallback and fallback != "none" and _muxable(fallback, supported):
+        return av.codec.Codec(fallback, "w").name
+    raise OutputError(f"{muxer} cannot hold {wanted} video; try a .mkv output", path)
+
+
+def _check_encoder(codec: str) -> str:
+    """The encoder's own name ("h264" -> "libx264"), or UsageError."""
+    try:
+        found = av.codec.Codec(codec, "w")
+    except (av.FFmpegError, ValueError) as exc:
+        raise UsageError(f"unknown video encoder {codec!r}") from exc
+    if found.type != "video":
+        raise UsageError(f"{codec!r} is a {found.type} encoder, not a video encoder")
+    return found.name
+
+
+def _muxable(encoder: str, supported: frozenset[str]) -> bool:
+    """Whether the muxer accepts the codec this encoder produces."""
+    if encoder in supported:
+        return True
+    try:
+        canonical = av.codec.Codec(encoder, "w").canonical_name
+    except (av.FFmpegError, ValueError):
+        return False
+    return canonical in supported
+
+
+def _encoder_options(encoder: str, crf: int | None, preset: str | None) -> dict[str, str]:
+    options = dict(CRF_DEFAULTS.get(encoder, {}))
+    if crf is not None:
+        if "crf" not in options:
+            raise UsageError(f"--crf does not apply to {encoder}")
+        options["crf"] = str(crf)
+    if preset is not None:
+        if encoder not in _PRESET_KEY:
+            raise UsageError(f"--preset does not apply to {encoder}")
+        options[_PRESET_KEY[encoder]] = preset
+    return options
+
+
+def _family(pix_fmt: str) -> str:
+    name = pix_fmt
+    fmt = av.VideoFormat(name)
+    if fmt.is_rgb or name.startswith(("gbr", "rgb", "bgr", "argb", "abgr", "0rgb", "0bgr")):
+        return "rgb"
+    if name.startswith(("gray", "ya", "y8", "y16")) or len(fmt.components) <= 2:
+        return "gray"
+    return "yuv"
+
+
+def _subsampling(pix_fmt: str) -> tuple[int, int]:
+    """(horizontal, vertical) chroma subsampling as log2 factors."""
+    fmt = av.VideoFormat(pix_fmt, 64, 64)
+    if len(fmt.components) < 3 or _family(pix_fmt) != "yuv":
+        return 0, 0
+    chroma = fmt.components[1]
+    return (64 // chroma.width).bit_length() - 1, (64 // chroma.height).bit_length() - 1
+
+
+def _depth(pix_fmt: str) -> int:
+    return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+
+
+def _has_alpha(pix_fmt: str) -> bool:
+    return any(c.is_alpha for c in av.VideoFormat(pix_fmt).components)
+
+
+def choose_pix_fmt(encoder: str, source: str, width: int, height: int) -> str:
+    """The encoder pixel format closest to `source`.
+
+    Same family (YUV, RGB, gray), same bit depth (never lower if avoidable), same chroma
+    subsampling, no alpha. Full-range "yuvj" formats become their "yuv" twin (the range
+    travels as a tag). Odd sizes: 4:2:0 needs an even width and height and 4:2:2 an even
+    width, so an input subsampled along an odd axis is written as 4:4:4 at the same
+    depth (e.g. 63x37 yuv420p -> yuv444p, yuv420p10le -> yuv444p10le); the size is kept
+    exactly, no padding or cropping, at the cost of a larger file and, for H.264, a
+    High 4:4:4 profile that some hardware players lack. FFV1 codes odd 4:2:0 itself, so
+    it keeps the input's format.
+    """
+    source = source.replace("yuvj", "yuv", 1) if source.startswith("yuvj") else source
+    formats = av.codec.Codec(encoder, "w").video_formats
+    names = [f.name for f in formats] if formats else [source]
+    odd_ok = encoder in ODD_CHROMA_OK
+    candidates = [
+        n for n in names if (odd_ok or _fits(n, width, height)) and not n.startswith("yuvj")
+    ]
+    if not candidates:
+        raise OutputError(f"{encoder} cannot encode a {width}x{height} frame")
+    return min(candidates, key=lambda n: _distance(n, source))
+
+
+def _fits(pix_fmt: str, width: int, height: int) -> bool:
+    sub_x, sub_y = _subsampling(pix_fmt)
+    return not (sub_x and width % 2) and not (sub_y and height % 2)
+
+
+def _distance(candidate: str, source: str) -> tuple:
+    want_x, want_y = _subsampling(source)
+    have_x, have_y = _subsampling(candidate)
+    depth, want_depth = _depth(candidate), _depth(source)
+    return (
+        _family(candidate) != _family(source),
+        depth < want_depth,
+        abs(depth - want_depth),
+        (have_x > want_x) or (have_y > want_y),
+        abs(have_x - want_x) + abs(have_y - want_y),
+        _has_alpha(candidate) != _has_alpha(source),
+        candidate != source,
+        not av.VideoFormat(candidate).is_planar,
+        candidate,
+    )
+
+
+def _output_tags(like: ClipInfo, pix_fmt: str) -> ColourTags:
+    """The input's tags; RGB going to YUV gets BT.709 limited range (sRGB transfer)."""
+    tags = dict(like.color)
+    if _family(pix_fmt) == "yuv" and _family(like.pix_fmt) != "yuv":
+        tags = {k: (None if tags.get(k) in (None, "gbr", "pc") else tags[k]) for k in tags}
+        tags = {k: tags.get(k) or v for k, v in _RGB_TO_YUV_TAGS.items()}
+    if _family(pix_fmt) == "rgb":
+        tags["space"] = "gbr"
+    return tags
+
+
+def _side_streams(like: ClipInfo, supported: frozenset[str]) -> tuple[list[str], list[str]]:
+    copied, dropped = [], []
+    entries = [("audio", a) for a in like.audio] + [("subtitle", s) for s in like.subtitles]
+    for kind, entry in entries:
+        label = f"{kind}:{entry['codec']}"
+        if entry["codec"] in supported:
+            copied.append(label)
+        else:
+            dropped.append(f"{label} (the output container cannot hold it)")
+    return copied, dropped

@@ -1,0 +1,138 @@
+"""Rules that keep users' data safe: never the input, never clobber, rename into place.
+
+Outputs are written under a hidden temporary name beside the target,
+`.<stem>.snl-<random><suffix>` for files (the extension is kept so FFmpeg picks the muxer
+from it) and `.<name>.snl-<random>` for frame folders, then renamed over the final name
+only when complete. `is_temp_name` recognises these leftovers (e.g. after a power cut).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from snl_cli.errors import OutputError
+from snl_cli.video.images import IMAGE_SUFFIXES
+
+TEMP_MARKER = ".snl-"
+_TEMP_NAME = re.compile(r"^\..+\.snl-[A-Za-z0-9_]+(\.[^.]+)?$")
+
+
+def same_path(a: Path, b: Path) -> bool:
+    """True when `a` and `b` name the same file or folder (links and `..` resolved)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def check_output_path(src: str | os.PathLike[str], dst: str | os.PathLike[str], overwrite: bool):
+    """Raise OutputError if writing `dst` could harm the input or an existing file.
+
+    Refuses, always: `dst` is `src`, or `dst` is a folder that contains `src`. Refuses
+    unless `overwrite`: `dst` exists.
+    """
+    src, dst = Path(src), Path(dst)
+    if same_path(src, dst):
+        raise OutputError("output is the input; choose another output path", dst)
+    if dst.is_dir() and _contains(dst, src):
+        raise OutputError("output folder contains the input; choose another output path", dst)
+    if dst.exists() and not overwrite:
+        raise OutputError("already exists; pass --overwrite to replace it", dst)
+
+
+def _contains(folder: Path, path: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the hidden temporary names this module creates."""
+    return bool(_TEMP_NAME.match(name))
+
+
+def temp_file_beside(dst: Path) -> Path:
+    """Create an empty hidden file beside `dst` (same folder, same extension)."""
+    _make_parent(dst)
+    try:
+        handle, name = tempfile.mkstemp(
+            prefix=f".{dst.stem}{TEMP_MARKER}", suffix=dst.suffix, dir=dst.parent
+        )
+    except OSError as exc:
+        raise OutputError(exc.strerror or "cannot create a temporary file", dst) from exc
+    os.close(handle)
+    return Path(name)
+
+
+def temp_dir_beside(dst: Path) -> Path:
+    """Create an empty hidden folder beside `dst`."""
+    _make_parent(dst)
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{dst.name}{TEMP_MARKER}", dir=dst.parent))
+    except OSError as exc:
+        raise OutputError(exc.strerror or "cannot create a temporary folder", dst) from exc
+
+
+def _make_parent(dst: Path) -> None:
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(exc.strerror or "cannot create the output folder", dst) from exc
+
+
+def commit_file(tmp: Path, dst: Path, overwrite: bool) -> None:
+    """Rename a finished temporary file onto `dst` (atomic on one filesystem)."""
+    if dst.exists() and not overwrite:
+        raise OutputError("appeared while writing; pass --overwrite to replace it", dst)
+    if dst.is_dir():
+        raise OutputError("is a folder; cannot replace it with a file", dst)
+    try:
+        os.replace(tmp, dst)
+    except OSError as exc:
+        raise OutputError(exc.strerror or "cannot rename into place", dst) from exc
+
+
+def commit_dir(tmp: Path, dst: Path, overwrite: bool) -> None:
+    """Move a finished temporary folder onto `dst`.
+
+    An existing `dst` is replaced only with `overwrite` and only if it holds nothing but
+    image files (an earlier frame output), so a mistyped path never deletes other data.
+    """
+    if dst.exists():
+        if not overwrite:
+            raise OutputError("appeared while writing; pass --overwrite to replace it", dst)
+        _check_replaceable(dst)
+        trash = Path(tempfile.mkdtemp(prefix=f".{dst.name}{TEMP_MARKER}old-", dir=dst.parent))
+        os.replace(dst, trash / dst.name)
+        os.replace(tmp, dst)
+        shutil.rmtree(trash, ignore_errors=True)
+        return
+    try:
+        os.replace(tmp, dst)
+    except OSError as exc:
+        raise OutputError(exc.strerror or "cannot rename into place", dst) from exc
+
+
+def _check_replaceable(dst: Path) -> None:
+    if not dst.is_dir():
+        raise OutputError("exists and is not a folder; cannot replace it with frames", dst)
+    for entry in dst.iterdir():
+        if not (entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES):
+            raise OutputError(f"holds {entry.name!r}, not only images; refusing to replace it", dst)
+
+
+def discard(path: Path) -> None:
+    """Remove a temporary file or folder, ignoring errors (used while failing)."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
