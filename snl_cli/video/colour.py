@@ -7,9 +7,11 @@ YUV is treated as FFmpeg treats it: BT.601 matrix, limited ("tv") range.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import av
+import numpy as np
 from av.video.reformatter import Interpolation
 
 # FFmpeg's names (av_color_*_name) for the tags; 0/2 mean "unspecified" and map to None.
@@ -88,10 +90,49 @@ def _code(key: str, name: str | None) -> int | None:
     return None
 
 
-def to_rgb(frame: av.VideoFrame, tags: ColourTags, deep: bool) -> av.VideoFrame:
-    """Convert a decoded frame to rgb24 (8-bit) or rgb48le (deep) with its own matrix/range."""
-    fmt = "rgb48le" if deep else "rgb24"
-    if frame.format.is_rgb or frame.format.name.startswith(("gray", "ya", "pal")):
+def to_rgb(frame: av.VideoFrame, tags: ColourTags, deep: bool) -> np.ndarray:
+    """Decoded frame -> float32 RGB (H, W, 3) in [0, 1], with the clip's matrix and range.
+
+    8-bit frames go through rgb24, deeper ones through rgb48le (see `white_level`).
+    """
+    if not deep:
+        pixels = _swscale_rgb(frame, tags, "rgb24").to_ndarray()
+        return pixels.astype(np.float32) * np.float32(1 / 255)
+    white = white_level(frame.format.name, _sws_range(tags, frame.format.name), sws_matrix(tags))
+    pixels = _swscale_rgb(frame, tags, "rgb48le").to_ndarray()
+    return np.minimum(pixels.astype(np.float32) * np.float32(1 / white), np.float32(1))
+
+
+def from_rgb(rgb: np.ndarray, pix_fmt: str, tags: ColourTags, deep: bool) -> av.VideoFrame:
+    """Float RGB (H, W, 3) in [0, 1] -> a `pix_fmt` frame with the target matrix and range.
+
+    The inverse of `to_rgb`: a frame read and written unchanged keeps its code values
+    (up to chroma resampling). The returned frame carries `tags`.
+    """
+    rgb = np.asarray(rgb, dtype=np.float32)
+    if deep:
+        white = white_level(pix_fmt, _sws_range(tags, pix_fmt), sws_matrix(tags))
+        pixels = np.clip(np.rint(rgb * np.float32(white)), 0, 65535).astype(np.uint16)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb48le")
+    else:
+        pixels = np.clip(np.rint(rgb * np.float32(255)), 0, 255).astype(np.uint8)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+    if _is_yuv(pix_fmt):
+        out = frame.reformat(
+            format=pix_fmt,
+            src_color_range="JPEG",
+            dst_colorspace=sws_matrix(tags),
+            dst_color_range=_sws_range(tags, pix_fmt),
+            interpolation=SCALE_FLAGS,
+        )
+    else:
+        out = frame.reformat(format=pix_fmt, interpolation=SCALE_FLAGS)
+    apply_tags(out, tags)
+    return out
+
+
+def _swscale_rgb(frame: av.VideoFrame, tags: ColourTags, fmt: str) -> av.VideoFrame:
+    if not _is_yuv(frame.format.name):
         return frame.reformat(format=fmt, interpolation=SCALE_FLAGS)
     return frame.reformat(
         format=fmt,
@@ -102,21 +143,49 @@ def to_rgb(frame: av.VideoFrame, tags: ColourTags, deep: bool) -> av.VideoFrame:
     )
 
 
-def from_rgb(frame: av.VideoFrame, pix_fmt: str, tags: ColourTags) -> av.VideoFrame:
-    """Convert an RGB frame to `pix_fmt` with the target matrix and range, tagged."""
+def _is_yuv(pix_fmt: str) -> bool:
     fmt = av.VideoFormat(pix_fmt)
-    if fmt.is_rgb or pix_fmt.startswith(("gray", "ya")):
-        out = frame.reformat(format=pix_fmt, interpolation=SCALE_FLAGS)
+    return not fmt.is_rgb and not pix_fmt.startswith(("gray", "ya", "pal", "monob", "monow"))
+
+
+@functools.lru_cache(maxsize=64)
+def white_level(pix_fmt: str, sws_range: str, matrix: str) -> int:
+    """The rgb48le value swscale gives this format's nominal white (65535 ideally).
+
+    swscale (FFmpeg 8.1) scales deep YUV and gray by bit shifts: 10-bit limited-range
+    white (940) comes out as 65280, not 65535, and full-range 10-bit white as 65472, a
+    0.1-0.4 % gain error. Dividing by the measured white (and multiplying by it on the
+    way back) gives exact levels and still round-trips code values. RGB formats are exact.
+    """
+    if not (_is_yuv(pix_fmt) or pix_fmt.startswith(("gray", "ya"))):
+        return 65535
+    depth = max(c.bits for c in av.VideoFormat(pix_fmt).components)
+    try:
+        frame = _nominal_white(pix_fmt, depth, sws_range == "JPEG")
+        tags: ColourTags = {"range": "pc" if sws_range == "JPEG" else "tv"}
+        tags["space"] = next((k for k, v in _SWS_MATRIX.items() if v == matrix), None)
+        level = int(_swscale_rgb(frame, tags, "rgb48le").to_ndarray()[0, 0, 1])
+    except (av.FFmpegError, ValueError):
+        return 65535
+    return level if level > 32768 else 65535
+
+
+def _nominal_white(pix_fmt: str, depth: int, full: bool) -> av.VideoFrame:
+    """A 2x2 frame of `pix_fmt` holding nominal white, built in a planar twin."""
+    suffix = "" if depth == 8 else f"{depth}le"
+    if not _is_yuv(pix_fmt):
+        planar, codes = f"gray{suffix}", [(1 << depth) - 1]
     else:
-        out = frame.reformat(
-            format=pix_fmt,
-            src_color_range="JPEG",
-            dst_colorspace=sws_matrix(tags),
-            dst_color_range=_sws_range(tags, pix_fmt),
-            interpolation=SCALE_FLAGS,
-        )
-    apply_tags(out, tags)
-    return out
+        shift = depth - 8
+        luma = (1 << depth) - 1 if full else 235 << shift
+        planar, codes = f"yuv444p{suffix}", [luma, 128 << shift, 128 << shift]
+    frame = av.VideoFrame(2, 2, planar)
+    dtype = np.uint16 if depth > 8 else np.uint8
+    for plane, code in zip(frame.planes, codes, strict=True):
+        np.frombuffer(plane, dtype)[:] = code
+    if full:
+        frame.color_range = 2
+    return frame if planar == pix_fmt else frame.reformat(format=pix_fmt)
 
 
 def sws_matrix(tags: ColourTags) -> str:

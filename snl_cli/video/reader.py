@@ -104,7 +104,7 @@ def _read_video(path: Path, start: int, stop: int | None) -> Iterator[Frame]:
             if index >= start:
                 tags = merge_tags(tags_of(frame), stream_tags)
                 pts = frame.pts if frame.pts is not None else round(index * step)
-                rgb = _unit(to_rgb(frame, tags, deep).to_ndarray(), deep)
+                rgb = to_rgb(frame, tags, deep)
                 yield Frame(rgb, pts, frame.time_base or stream.time_base, index)
             index += 1
         if index == 0:
@@ -136,11 +136,5 @@ def _read_images(
                 path,
             )
         check_pixel_format(frame, path)
-        rgb = _unit(to_rgb(frame, tags_of(frame), deep).to_ndarray(), deep)
+        rgb = to_rgb(frame, tags_of(frame), deep)
         yield Frame(rgb, index, 1 / rate, index, path.name)
-
-
-def _unit(pixels: np.ndarray, deep: bool) -> np.ndarray:
-    """uint8/uint16 RGB to float32 in [0, 1]."""
-    scale = np.float32(1.0 / (65535.0 if deep else 255.0))
-    return pixels.astype(np.float32) * scale

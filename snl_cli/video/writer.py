@@ -197,29 +197,34 @@ class _VideoSink:
         return stream
 
     def _open_side_streams(self) -> None:
-        """Open a second demuxer on the input for the audio/subtitle streams to copy."""
-        if self.like.kind != "video" or not self.plan.copied:
+        """Open a second demuxer on the input for its tags and the streams to copy."""
+        if self.like.kind != "video":
             return
         try:
             self.source = av.open(str(self.like.path), metadata_errors="replace")
         except av.FFmpegError as exc:
-            raise InputError(f"cannot reopen for audio: {exc.strerror}", self.like.path) from exc
+            raise InputError(f"cannot reopen: {exc.strerror}", self.like.path) from exc
+        _copy_tags(self.source.metadata, self.output.metadata)
+        if self.source.streams.video:
+            _copy_tags(self.source.streams.video[0].metadata, self.stream.metadata)
+        if not self.plan.copied:
+            self._close_source()
+            return
         wanted = {label.split(":", 1)[1] for label in self.plan.copied}
         selected = []
         for source_stream in (*self.source.streams.audio, *self.source.streams.subtitles):
             context = source_stream.codec_context
             codec = context.codec.canonical_name if context is not None else None
             if codec in wanted:
-                self.side_map[source_stream.index] = self.output.add_stream_from_template(
-                    source_stream
-                )
+                copy = self.output.add_stream_from_template(source_stream)
+                _copy_stream_tags(source_stream, copy)
+                self.side_map[source_stream.index] = copy
                 selected.append(source_stream)
         if selected:
             self.side_packets = self.source.demux(*selected)
 
     def write(self, rgb: np.ndarray, pts: int, name: str | None, index: int) -> None:
-        frame = _rgb_frame(rgb, self.deep)
-        frame = from_rgb(frame, self.plan.pix_fmt, self.plan.color)
+        frame = from_rgb(rgb, self.plan.pix_fmt, self.plan.color, self.deep)
         frame.pts, frame.time_base = pts, self.like.time_base
         try:
             self.output.mux(self.stream.encode(frame))
@@ -313,8 +318,21 @@ class _ImageSink:
             self.tmp = None
 
 
-def _rgb_frame(rgb: np.ndarray, deep: bool) -> av.VideoFrame:
-    """Float RGB in [0, 1] to an rgb24 / rgb48le frame (rounded, clipped)."""
-    scale, dtype, fmt = (65535.0, np.uint16, "rgb48le") if deep else (255.0, np.uint8, "rgb24")
-    pixels = np.clip(np.rint(rgb * np.float32(scale)), 0, scale).astype(dtype)
-    return av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=fmt)
+# Tags the muxer writes afresh (Matroska statistics, MP4 brands, encoder) are not copied.
+_RECOMPUTED_TAGS = (
+    "DURATION", "NUMBER_OF_", "_STATISTICS_", "BPS", "ENCODER", "MAJOR_BRAND",
+    "MINOR_VERSION", "COMPATIBLE_BRANDS", "HANDLER_NAME", "VENDOR_ID", "ROTATE",
+)  # fmt: skip
+
+
+def _copy_tags(source: dict, target: dict) -> None:
+    """Copy metadata such as title, language and creation time."""
+    for key, value in source.items():
+        if not key.upper().startswith(_RECOMPUTED_TAGS):
+            target[key] = value
+
+
+def _copy_stream_tags(source: av.stream.Stream, target: av.stream.Stream) -> None:
+    """Language, title and default/forced flags travel with a copied stream."""
+    _copy_tags(source.metadata, target.metadata)
+    target.disposition = source.disposition.value
