@@ -1,0 +1,69 @@
+"""`snl info`: what snl sees in a clip (a Rich table, or one JSON object)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from snl_cli.cli.common import cli_errors, emit
+from snl_cli.console import out_console
+
+
+def info(
+    src: Annotated[Path, typer.Argument(metavar="INPUT", help="Video file or frame folder.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout.")
+    ] = False,
+    fps: Annotated[
+        float | None, typer.Option("--fps", help="Frame rate of a frame folder [default: 25].")
+    ] = None,
+) -> None:
+    """Show frames, size, rate, pixel format, colour, rotation and streams of a clip."""
+    if fps is not None and fps <= 0:
+        raise typer.BadParameter(f"must be > 0, got {fps}", param_hint="--fps")
+    from snl_cli.video import probe
+
+    with cli_errors():
+        clip = probe(src, fps=fps)
+    emit(clip.to_json(), as_json, _render)
+
+
+def _render(data: dict[str, Any]) -> None:
+    table = Table(title=data["path"], show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for label, value in _rows(data):
+        table.add_row(label, value)
+    out_console.print(table)
+
+
+def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [
+        ("kind", data["kind"] + (" (truncated)" if data["truncated"] else "")),
+        ("frames", str(data["frames"])),
+        ("size", f"{data['width']}x{data['height']}"),
+        ("fps", f"{data['fps']:g} ({data['fps_exact']})"),
+        ("duration", f"{data['duration']:.3f} s"),
+        ("codec", data["codec"]),
+        ("pixel format", f"{data['pix_fmt']} ({data['bit_depth']}-bit)"),
+        ("rotation", f"{data['rotation']}°"),
+        ("colour", _colour(data["color"])),
+        ("time base", data["time_base"]),
+        ("audio", _streams(data["audio"], "{codec} {channels} ch {sample_rate} Hz")),
+        ("subtitles", _streams(data["subtitles"], "{codec} ({language})")),
+    ]
+    if data["container"]:
+        rows.insert(1, ("container", data["container"]))
+    return rows
+
+
+def _colour(color: dict[str, str | None]) -> str:
+    parts = [f"{key} {value or 'unset'}" for key, value in color.items()]
+    return ", ".join(parts)
+
+
+def _streams(entries: list[dict[str, Any]], template: str) -> str:
+    return "; ".join(template.format(**entry) for entry in entries) or "none"
