@@ -122,11 +122,12 @@ def plan_output(
             codec="png",
             pix_fmt="rgb48be" if deep else "rgb24",
             bit_depth=16 if deep else 8,
+            dropped=_side_streams(like, frozenset(), "a frame folder holds no {kind}")[1],
         )
     muxer, supported = _muxer(path)
     encoder = _pick_encoder(like, path, codec, muxer, supported)
     pix_fmt = choose_pix_fmt(encoder, like.pix_fmt, like.width, like.height)
-    copied, dropped = _side_streams(like, supported)
+    copied, dropped = _side_streams(like, supported, f"{muxer} cannot hold {{codec}}")
     return OutputPlan(
         path=path,
         kind="video",
@@ -294,7 +295,10 @@ def _output_tags(like: ClipInfo, pix_fmt: str) -> ColourTags:
     return tags
 
 
-def _side_streams(like: ClipInfo, supported: frozenset[str]) -> tuple[list[str], list[str]]:
+def _side_streams(
+    like: ClipInfo, supported: frozenset[str], reason: str
+) -> tuple[list[str], list[str]]:
+    """(copied, dropped) stream labels such as "audio:aac"; `reason` explains a drop."""
     copied, dropped = [], []
     entries = [("audio", a) for a in like.audio] + [("subtitle", s) for s in like.subtitles]
     for kind, entry in entries:
@@ -302,5 +306,5 @@ def _side_streams(like: ClipInfo, supported: frozenset[str]) -> tuple[list[str],
         if entry["codec"] in supported:
             copied.append(label)
         else:
-            dropped.append(f"{label} (the output container cannot hold it)")
+            dropped.append(f"{label} ({reason.format(kind=kind, codec=entry['codec'])})")
     return copied, dropped

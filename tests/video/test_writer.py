@@ -170,6 +170,8 @@ def test_jpeg_folder_to_8_bit_pngs(make_frames, tmp_path):
 def test_video_to_frame_folder(hevc10, tmp_path):
     out = tmp_path / "frames"
     _copy(hevc10, out)
+    with_audio = probe(media.make_clip(tmp_path / "a.mp4", audio=True))
+    assert plan_output(with_audio, tmp_path / "pngs").dropped[0].startswith("audio:aac")
     names = sorted(p.name for p in out.iterdir())
     assert names == [f"{i:06d}.png" for i in range(1, 9)]
     assert media.video_frames_meta(out / names[0])[0].format.name == "rgb48be"
