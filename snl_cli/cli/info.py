@@ -45,7 +45,7 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         ("kind", data["kind"] + (" (truncated)" if data["truncated"] else "")),
         ("frames", str(data["frames"])),
         ("size", f"{data['width']}x{data['height']}"),
-        ("fps", f"{data['fps']:g} ({data['fps_exact']})"),
+        ("fps", _rate(data["fps"], data["fps_exact"])),
         ("duration", f"{data['duration']:.3f} s"),
         ("codec", data["codec"]),
         ("pixel format", f"{data['pix_fmt']} ({data['bit_depth']}-bit)"),
@@ -58,6 +58,10 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     if data["container"]:
         rows.insert(1, ("container", data["container"]))
     return rows
+
+
+def _rate(fps: float, exact: str) -> str:
+    return f"{fps:g}" if "/" not in exact else f"{fps:g} ({exact})"
 
 
 def _colour(color: dict[str, str | None]) -> str:

@@ -7,6 +7,7 @@ reduced to the complete packets when an MP4 index points past the end of a trunc
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -178,7 +179,8 @@ def _probe_video(path: Path) -> ClipInfo:
             raise InputError("no decodable video frame", path)
         check_pixel_format(first, path)
         frames, truncated = _count_frames(container, stream, path)
-        fps = _frame_rate(stream, frames, container)
+        duration = None if truncated else _video_duration(stream, container)
+        fps = _frame_rate(stream, frames, duration)
         return ClipInfo(
             path=path,
             kind="video",
@@ -186,7 +188,7 @@ def _probe_video(path: Path) -> ClipInfo:
             width=first.width,
             height=first.height,
             fps=fps,
-            duration=_duration(stream, container, frames, fps, truncated),
+            duration=duration if duration is not None else float(frames / fps),
             codec=_codec_name(stream),
             pix_fmt=first.format.name,
             bit_depth=bit_depth(first.format.name),
@@ -227,29 +229,28 @@ def _demux_count(path: Path) -> int:
     return count
 
 
-def _frame_rate(
-    stream: av.VideoStream, frames: int, container: av.container.InputContainer
-) -> Fraction:
-    for rate in (stream.average_rate, stream.guessed_rate):
-        if rate:
-            return Fraction(rate)
-    if container.duration and frames:
-        return Fraction(frames * 1_000_000, container.duration)
-    return DEFAULT_IMAGE_FPS
-
-
-def _duration(
-    stream: av.VideoStream,
-    container: av.container.InputContainer,
-    frames: int,
-    fps: Fraction,
-    truncated: bool,
-) -> float:
-    if truncated or not (stream.duration or container.duration):
-        return float(frames / fps)
+def _video_duration(stream: av.VideoStream, container: av.container.InputContainer) -> float | None:
+    """Seconds the video stream lasts, from the best source the container offers."""
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
-    return container.duration / 1_000_000
+    tag = stream.metadata.get("DURATION")  # Matroska stores each stream's length as a tag
+    if tag:
+        with contextlib.suppress(ValueError):
+            hours, minutes, seconds = tag.split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    if container.duration:
+        return container.duration / 1_000_000
+    return None
+
+
+def _frame_rate(stream: av.VideoStream, frames: int, duration: float | None) -> Fraction:
+    """The container's average rate, unless frames / duration disagrees (VFR Matroska)."""
+    nominal = stream.average_rate or stream.guessed_rate
+    if frames and duration:
+        measured = frames / duration
+        if not nominal or abs(measured - nominal) > 0.01 * nominal:
+            return Fraction(measured).limit_denominator(1001)
+    return Fraction(nominal) if nominal else DEFAULT_IMAGE_FPS
 
 
 def _codec_name(stream: av.stream.Stream) -> str:

@@ -136,5 +136,8 @@ def _read_images(
                 path,
             )
         check_pixel_format(frame, path)
-        rgb = to_rgb(frame, tags_of(frame), deep)
+        try:
+            rgb = to_rgb(frame, tags_of(frame), deep)
+        except av.FFmpegError as exc:
+            raise InputError(f"cannot convert to RGB: {exc.strerror}", path) from exc
         yield Frame(rgb, index, 1 / rate, index, path.name)

@@ -73,6 +73,7 @@ def test_vfr_time_base_and_duration(make_clip):
     assert info.frames == 7
     steps = media.VFR_STEPS_MS
     assert info.duration == pytest.approx((sum(steps[:6]) + 1) / 1000, abs=0.05)
+    assert float(info.fps) == pytest.approx(7 / info.duration, rel=0.01)  # the real average
 
 
 def test_truncated_mkv_counts_decodable_frames(make_clip, tmp_path):
