@@ -98,7 +98,7 @@ def make_clip(
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.codec_context.time_base = base
         stream.time_base = base
-        _tag(stream.codec_context, color)
+        set_tags(stream.codec_context, color)
         if rotation:
             stream.set_display_rotation(rotation)
         extra = _add_audio(container, audio) if audio else None
@@ -142,7 +142,7 @@ def _options(codec: str, options: dict[str, str] | None) -> dict[str, str]:
     return {}
 
 
-def _tag(context: av.codec.context.CodecContext, color: dict[str, str]) -> None:
+def set_tags(context: av.codec.context.CodecContext, color: dict[str, str]) -> None:
     if "range" in color:
         context.color_range = RANGE_IDS[color["range"]]
     if "space" in color:
@@ -166,7 +166,7 @@ def _to_format(frame: av.VideoFrame, pix_fmt: str, color: dict[str, str]) -> av.
         dst_color_range="JPEG" if full else "MPEG",
         interpolation=_FLAGS,
     )
-    _tag(out, color)
+    set_tags(out, color)
     return out
 
 

@@ -17,6 +17,7 @@ import av
 
 from snl_cli.errors import OutputError, UsageError
 from snl_cli.video.colour import ColourTags
+from snl_cli.video.images import IMAGE_SUFFIXES
 from snl_cli.video.probe import ClipInfo
 
 # Inputs whose codec is lossless get a lossless output by default.
@@ -124,6 +125,8 @@ def plan_output(
             bit_depth=16 if deep else 8,
             dropped=_side_streams(like, frozenset(), "a frame folder holds no {kind}")[1],
         )
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise OutputError("an image suffix names one picture; give a folder for frames", path)
     muxer, supported = _muxer(path)
     encoder = _pick_encoder(like, path, codec, muxer, supported)
     pix_fmt = choose_pix_fmt(encoder, like.pix_fmt, like.width, like.height)

@@ -35,14 +35,16 @@ def same_path(a: Path, b: Path) -> bool:
 def check_output_path(src: str | os.PathLike[str], dst: str | os.PathLike[str], overwrite: bool):
     """Raise OutputError if writing `dst` could harm the input or an existing file.
 
-    Refuses, always: `dst` is `src`, or `dst` is a folder that contains `src`. Refuses
-    unless `overwrite`: `dst` exists.
+    Refuses, always: `dst` is `src`, `dst` is a folder that contains `src`, or `dst` is an
+    image inside the input frame folder. Refuses unless `overwrite`: `dst` exists.
     """
     src, dst = Path(src), Path(dst)
     if same_path(src, dst):
         raise OutputError("output is the input; choose another output path", dst)
     if dst.is_dir() and _contains(dst, src):
         raise OutputError("output folder contains the input; choose another output path", dst)
+    if src.is_dir() and dst.suffix.lower() in IMAGE_SUFFIXES and _contains(src, dst):
+        raise OutputError("output would land among the input frames", dst)
     if dst.exists() and not overwrite:
         raise OutputError("already exists; pass --overwrite to replace it", dst)
 

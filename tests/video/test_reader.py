@@ -25,9 +25,9 @@ def _constant_yuv_clip(path: Path, yuv: tuple[int, int, int], depth: int, tags: 
     with av.open(str(path), "w") as container:
         stream = container.add_stream("ffv1", rate=25)
         stream.width, stream.height, stream.pix_fmt = 8, 4, pix_fmt
-        media._tag(stream.codec_context, tags)
+        media.set_tags(stream.codec_context, tags)
         frame = media.planar_frame([np.full((4, 8), v, dtype) for v in yuv], pix_fmt)
-        media._tag(frame, tags)
+        media.set_tags(frame, tags)
         frame.pts = 0
         container.mux(stream.encode(frame))
         container.mux(stream.encode())

@@ -242,6 +242,15 @@ def test_output_is_input_refused(h264_aac, tmp_path):
             VideoWriter(target, info, overwrite=True)
     with pytest.raises(OutputError, match="input"):
         check_output_path(tmp_path, tmp_path, overwrite=True)
+    with pytest.raises(OutputError, match="contains the input"):
+        check_output_path(h264_aac, tmp_path, overwrite=True)
+
+
+def test_output_among_input_frames_refused(make_frames):
+    folder = make_frames(frames=2)
+    with pytest.raises(OutputError, match="among the input frames"):
+        VideoWriter(folder / "frame0.png", probe(folder), overwrite=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["frame0.png", "frame1.png"]
 
 
 def test_folder_overwrite_only_replaces_image_folders(make_frames, tmp_path):
@@ -280,6 +289,8 @@ def test_plan_rejects_bad_options(h264_aac, tmp_path):
         plan_output(info, tmp_path / "a.mkv", codec="ffv1", crf=10)
     with pytest.raises(OutputError, match="container"):
         plan_output(info, tmp_path / "a.unknownext")
+    with pytest.raises(OutputError, match="folder for frames"):
+        plan_output(info, tmp_path / "a.png")
     with pytest.raises(OutputError, match="cannot hold"):
         plan_output(info, tmp_path / "a.webm", codec="libx264")
 
