@@ -143,6 +143,7 @@ def _options(codec: str, options: dict[str, str] | None) -> dict[str, str]:
 
 
 def set_tags(context: av.codec.context.CodecContext, color: dict[str, str]) -> None:
+    """Set colour tags given by FFmpeg name on an encoder context or a frame."""
     if "range" in color:
         context.color_range = RANGE_IDS[color["range"]]
     if "space" in color:
