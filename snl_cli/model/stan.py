@@ -197,12 +197,15 @@ class STAN(nn.Module):
         self.act = nn.LeakyReLU(0.1, inplace=True)
 
     def offsets(self, flows: tuple[Tensor, Tensor] | None, T: int, backend: str) -> Tensor | None:
-        """Per-neighbour offsets at the bottleneck from full-resolution flows."""
+        """Per-neighbour offsets at the bottleneck from full-resolution flows, rounded."""
         if flows is None or T < 2 or self.cfg.wt == 0:
             return None
         s = self.cfg.scale
         fflow, bflow = (F.avg_pool3d(f, (1, s, s)) / s if s > 1 else f for f in flows)
-        return accumulate_flows(fflow.float(), bflow.float(), self.cfg.wt, backend="torch")
+        offsets = accumulate_flows(fflow.float(), bflow.float(), self.cfg.wt, backend="torch")
+        # Whole pixels at the attention resolution (stnls' "int" mode): every candidate is a real
+        # feature pixel, and the search reads no bilinear weights.
+        return torch.round(offsets)
 
     def forward(
         self, noisy: Tensor, flows: tuple[Tensor, Tensor] | None = None, backend: str = "auto"
