@@ -42,10 +42,11 @@ def _root(
 
 
 def _register() -> None:
-    from snl_cli.cli import info, train
+    from snl_cli.cli import align, info, train
 
     app.command("info")(info.info)
     app.command("train")(train.train)
+    app.command("align")(align.align)
 
 
 _register()
