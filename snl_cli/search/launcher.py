@@ -15,10 +15,10 @@ macros at the top of each .cu file, which the argument tuples below follow one f
 
 from __future__ import annotations
 
+import importlib
 import math
 import re
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,11 +55,15 @@ class Runtime(Protocol):
     def kernel(self, name: str) -> Kernel: ...
 
 
+@cache
 def kernels_dir() -> Path:
     """The folder holding kernels/*.cu: the installed `snl_cli.kernels`, or the checkout's."""
     try:
-        folder = Path(str(resources.files("snl_cli.kernels")))
-    except ModuleNotFoundError:  # an editable install does not map data-only packages
+        # A namespace package (no __init__.py): its __path__, not importlib.resources, whose
+        # MultiplexedPath has no usable str().
+        folder = Path(next(iter(importlib.import_module("snl_cli.kernels").__path__)))
+    except (ModuleNotFoundError, StopIteration):
+        # Editable installs do not map data-only packages: use the source checkout.
         folder = Path(__file__).resolve().parents[2] / "kernels"
     return folder
 
