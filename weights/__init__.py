@@ -1,0 +1,1 @@
+"""Pretrained weights shipped with snl (data package: .safetensors + .json manifests)."""
