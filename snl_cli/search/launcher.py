@@ -57,15 +57,8 @@ class Runtime(Protocol):
 
 @cache
 def kernels_dir() -> Path:
-    """The folder holding kernels/*.cu: the installed `snl_cli.kernels`, or the checkout's."""
-    try:
-        # A namespace package (no __init__.py): its __path__, not importlib.resources, whose
-        # MultiplexedPath has no usable str().
-        folder = Path(next(iter(importlib.import_module("snl_cli.kernels").__path__)))
-    except (ModuleNotFoundError, StopIteration):
-        # Editable installs do not map data-only packages: use the source checkout.
-        folder = Path(__file__).resolve().parents[2] / "kernels"
-    return folder
+    """The folder holding kernels/*.cu: the package `snl_cli.kernels` (installed or editable)."""
+    return Path(importlib.import_module("snl_cli.kernels").__file__).parent
 
 
 @cache
