@@ -187,6 +187,14 @@ def _check_inds(inds: object, v: Tensor) -> Tensor:
     if v.shape[2] % inds.shape[1]:
         raise ValueError(f"inds: C={v.shape[2]} of v is not divisible by heads={inds.shape[1]}")
     _same("inds", inds, v, "v")
+    if inds.numel():
+        # a frame outside the clip would index outside v (compiled backends read raw memory)
+        lo, hi = (float(x) for x in inds[..., 0].detach().round().aminmax())
+        if not (lo >= 0 and hi <= v.shape[1] - 1):
+            raise ValueError(
+                f"inds: frame index (inds[..., 0]) expected in [0, {v.shape[1] - 1}], "
+                f"got values in [{lo:g}, {hi:g}]"
+            )
     return inds
 
 
