@@ -51,6 +51,7 @@ class TrainOptions:
     val_frames: int = 5
     val_crop: int = 192
     bf16: bool = True
+    backend: str = "auto"
     architecture: dict = field(default_factory=dict)
 
     def checkpoint_path(self) -> Path:
@@ -205,17 +206,15 @@ def default_flow_fn() -> FlowFn:
     """Flows on the noisy frames, (B, T, 3, H, W) -> (fflow, bflow) (B, T, 2, H, W)."""
     from snl_cli.flow import estimate_flows
 
-    def flows(noisy: Tensor) -> tuple[Tensor, Tensor]:
-        pairs = [estimate_flows(clip) for clip in noisy]
-        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
-
-    return flows
+    return estimate_flows
 
 
-def run_model(model: STAN, noisy: Tensor, flow_fn: FlowFn | None, bf16: bool) -> Tensor:
+def run_model(
+    model: STAN, noisy: Tensor, flow_fn: FlowFn | None, bf16: bool, backend: str = "auto"
+) -> Tensor:
     flows = flow_fn(noisy) if flow_fn is not None else None
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        return model(noisy, flows).float()
+        return model(noisy, flows, backend=backend).float()
 
 
 def train_step(
@@ -225,9 +224,10 @@ def train_step(
     noisy: Tensor,
     flow_fn: FlowFn | None,
     bf16: bool,
+    backend: str = "auto",
 ) -> float:
     """One optimisation step on a batch (B, T, 3, H, W); returns the loss."""
-    loss = charbonnier(run_model(model, noisy, flow_fn, bf16), clean)
+    loss = charbonnier(run_model(model, noisy, flow_fn, bf16, backend), clean)
     optim.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -256,6 +256,7 @@ def evaluate(
     flow_fn: FlowFn | None,
     bf16: bool,
     seed: int = 123,
+    backend: str = "auto",
 ) -> dict[int, float]:
     """Mean PSNR (dB) per sigma over the clips, with seeded noise."""
     was_training = model.training
@@ -266,7 +267,7 @@ def evaluate(
         scores = []
         for clean in clips:
             noisy = add_noise(clean[None], torch.tensor([float(sigma)]), gen)
-            scores.append(psnr(run_model(model, noisy, flow_fn, bf16), clean[None]))
+            scores.append(psnr(run_model(model, noisy, flow_fn, bf16, backend), clean[None]))
         result[sigma] = float(np.mean(scores))
     model.train(was_training)
     return result
@@ -352,13 +353,15 @@ def train(
             group["lr"] = _lr_at(opts, state.minutes)
         clean = torch.stack([sampler.sample() for _ in range(opts.batch)])
         sigma = torch.rand(opts.batch) * opts.sigma_max
-        loss = train_step(model, optim, clean, add_noise(clean, sigma), flow_fn, opts.bf16)
+        loss = train_step(
+            model, optim, clean, add_noise(clean, sigma), flow_fn, opts.bf16, opts.backend
+        )
         state.step += 1
         state.minutes = base_minutes + (time.monotonic() - start) / 60
         info = {"loss": loss, "lr": optim.param_groups[0]["lr"]}
         now = time.monotonic()
         if val_clips and (now - last_val) / 60 >= opts.val_minutes:
-            scores = evaluate(model, val_clips, (20, 40), flow_fn, opts.bf16)
+            scores = evaluate(model, val_clips, (20, 40), flow_fn, opts.bf16, backend=opts.backend)
             state.history.append(
                 {
                     "step": state.step,
@@ -374,7 +377,9 @@ def train(
         if progress is not None:
             progress(state, info)
     _save_checkpoint(ckpt_path, model, optim, state, opts, rng)
-    final = evaluate(model, val_clips, VAL_SIGMAS, flow_fn, opts.bf16) if val_clips else {}
+    final = {}
+    if val_clips:
+        final = evaluate(model, val_clips, VAL_SIGMAS, flow_fn, opts.bf16, backend=opts.backend)
     manifest = {
         "model": "STAN",
         "command": "snl train " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else "",

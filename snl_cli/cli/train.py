@@ -61,6 +61,9 @@ def train(
     heads: Annotated[int, typer.Option(min=1, help="Attention heads.")] = 4,
     attn_blocks: Annotated[int, typer.Option(min=1, help="Attention blocks (first searches).")] = 2,
     bf16: Annotated[bool, typer.Option("--bf16/--no-bf16", help="bfloat16 autocast.")] = True,
+    backend: Annotated[
+        str, typer.Option(help="Search backend: auto, cpu, emulate, cuda, torch.")
+    ] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Train STAN (blind, sigma ~ U[0, 50]) and write weights + manifest."""
@@ -86,6 +89,7 @@ def train(
             seed=seed,
             checkpoint=str(checkpoint) if checkpoint else None,
             bf16=bf16,
+            backend=backend,
             architecture={"channels": widths, "heads": heads, "attn_blocks": attn_blocks},
         )
         total = int(minutes * 60)
