@@ -9,11 +9,12 @@ Convention (the one `snl_cli.search.accumulate_flows` takes):
       first frame's ``bflow`` is zero.
 
 The flow is OpenCV's DIS (dense inverse search, preset "medium") on the grey frames after a
-Gaussian blur of 1 px, ~20 ms per 480p frame pair on two CPU cores. `scripts/flow_study.py`
-chose it by flow-only alignment PSNR on noisy DAVIS 480p footage (sigma 15/30/50) against
-DIS's other presets, Farneback, TV-L1 (~16 s per pair) and a torch block-matching pyramid
-of our own (see the README's table). The blur helps at every noise level measured, clean
-frames included, so it does not depend on sigma.
+Gaussian blur of 1 px: ~20 ms per 480p frame pair on two CPU cores. `scripts/flow_study.py`
+chose it by flow-only alignment PSNR on noisy DAVIS 480p footage (sigma 15/30/50): it beat
+DIS's faster presets (~1.2 dB), Farneback (~1 dB, 3x slower), our torch block-matching
+pyramid (0.4-1.8 dB, 10x slower on the CPU) and OpenCV-contrib TV-L1 with its defaults
+(2-4 dB, ~16 s per pair). The blur helps at every noise level measured, clean frames
+included, so it does not depend on sigma; blurring more (2 px) hurts.
 """
 
 from __future__ import annotations
