@@ -1,0 +1,1 @@
+"""Measurements behind `snl bench`: each returns plain dicts (rendered by `snl_cli.cli.bench`)."""

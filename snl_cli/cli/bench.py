@@ -1,0 +1,139 @@
+"""`snl bench …`: measurements, one command per subject (a Typer sub-app)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from snl_cli.cli.common import cli_errors, emit
+from snl_cli.console import err_console, out_console
+
+app = typer.Typer(help="Measure speed and memory.", no_args_is_help=True, rich_markup_mode="rich")
+
+
+@app.callback()
+def _bench() -> None:
+    """Measure speed and memory (one sub-command per subject)."""
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    """Accept `--x a --x b` and `--x a,b` alike."""
+    if not values:
+        return None
+    return [part for value in values for part in value.split(",") if part]
+
+
+@app.command("search")
+def search(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON report on stdout.")] = False,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    backends: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--backends",
+            help="Backends to compare, comma-separated: cpu, torch, cuda, emulate and the "
+            "'unfold' patch-database baseline (default: cpu,unfold; cuda,unfold on cuda).",
+        ),
+    ] = None,
+    sizes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sizes",
+            help="Problems, comma-separated: headline, stan, thw/4, thw*4, ws5, ws13, tiny "
+            "(default: all but tiny).",
+        ),
+    ] = None,
+    repeat: Annotated[int, typer.Option(min=1, help="Timed runs per measurement.")] = 3,
+) -> None:
+    """Time and peak memory of the search backends against the unfold baseline.
+
+    Ratios: the baseline's time and peak memory over the backend's (fresh process each).
+    """
+    from snl_cli.bench.search import DEFAULT_SIZES, SIZES, run_search_bench
+
+    if device not in ("cpu", "cuda"):
+        raise typer.BadParameter(f"expected cpu or cuda, got {device!r}", param_hint="--device")
+    chosen = _split(sizes) or list(DEFAULT_SIZES)
+    unknown = [s for s in chosen if s not in SIZES]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown {', '.join(unknown)}; choose from {', '.join(SIZES)}", param_hint="--sizes"
+        )
+    names = _split(backends)
+    with cli_errors():
+        if device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                from snl_cli.errors import BackendUnavailable
+
+                raise BackendUnavailable("--device cuda: no CUDA device is available")
+        with _progress(len(chosen) * len(names or [0, 0]), enabled=not as_json) as step:
+            report = run_search_bench(names, chosen, device, repeat, progress=step)
+    emit(report, as_json, _render)
+
+
+@contextmanager
+def _progress(total: int, enabled: bool) -> Iterator[Callable[[str], None]]:
+    """A Rich progress line on stderr; yields `step(description)`, called per measurement."""
+    from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
+
+    progress = Progress(
+        SpinnerColumn(), "[bold]{task.description}", MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err_console, disable=not enabled, transient=True,
+    )  # fmt: skip
+    task = progress.add_task("bench search", total=total)
+    started = False
+
+    def step(description: str) -> None:
+        nonlocal started
+        progress.update(task, description=description, advance=1 if started else 0)
+        started = True
+
+    with progress:
+        yield step
+
+
+def _number(value: float | None, unit: str = "", digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}{unit}"
+
+
+def _render(report: dict[str, Any]) -> None:
+    table = Table(
+        title=f"Shifted-NLS search on {report['device']} ({report['threads']} threads, "
+        f"median of {report['repeat']})",
+        title_justify="left",
+    )
+    for column in ("size", "backend", "time", "peak memory", "speed-up", "memory saving"):
+        table.add_column(column, justify="left" if column in ("size", "backend") else "right")
+    for case in report["cases"]:
+        size = case["size"]
+        label = (
+            f"{case['name']}\nT={size['T']} C={size['C']} {size['H']}x{size['W']} "
+            f"ws={size['ws']} ps={size['ps']}" + (" +offsets" if size["offsets"] else "")
+        )
+        for i, (backend, result) in enumerate(case["results"].items()):
+            ratios = case["ratios"].get(backend, {})
+            if "error" in result:
+                table.add_row(label if i == 0 else "", backend, result["error"], "", "", "")
+                continue
+            table.add_row(
+                label if i == 0 else "",
+                backend,
+                _number(1e3 * result["time_s"], " ms"),
+                _number(result["peak_mb"], " MiB"),
+                _number(ratios.get("speedup"), "x"),
+                _number(ratios.get("memory_saving"), "x"),
+            )
+        table.add_section()
+    out_console.print(table)
+    for backend, growth in report["scaling"].items():
+        for key, label in (("thw", "T*H*W"), ("ws2", "ws^2")):
+            if growth.get(key):
+                times = ", ".join(_number(p["time_s"] * 1e3, " ms") for p in growth[key]["points"])
+                exponent = growth[key]["exponent"]
+                out_console.print(f"{backend}: time ~ ({label})^{exponent:.2f} ({times})")
