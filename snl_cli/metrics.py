@@ -1,0 +1,50 @@
+"""Image quality metrics on RGB frames: PSNR and SSIM."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def psnr(a: Sequence[np.ndarray], b: Sequence[np.ndarray], peak: float = 255.0) -> float:
+    """PSNR in dB over all frames, pixels and channels (one MSE for the whole clip).
+
+    Args:
+        a, b: frames (H, W, C) of the same shapes, values on the 0..peak scale.
+    """
+    total, count = 0.0, 0
+    for x, y in zip(a, b, strict=True):
+        diff = x.astype(np.float64) - y.astype(np.float64)
+        total += float(np.square(diff).sum())
+        count += diff.size
+    mse = total / max(count, 1)
+    return float(10 * np.log10(peak**2 / max(mse, 1e-12)))
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    coords = torch.arange(size, dtype=torch.float64) - size // 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).view(1, 1, size, size)
+
+
+def ssim(a: Sequence[np.ndarray], b: Sequence[np.ndarray], peak: float = 255.0) -> float:
+    """Mean SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03),
+    averaged over channels and frames; valid windows only (no padding)."""
+    window = _gaussian_window()
+    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+    scores = []
+    for x, y in zip(a, b, strict=True):
+        xt = torch.from_numpy(np.asarray(x, dtype=np.float64)).permute(2, 0, 1).unsqueeze(1)
+        yt = torch.from_numpy(np.asarray(y, dtype=np.float64)).permute(2, 0, 1).unsqueeze(1)
+        mu_x, mu_y = F.conv2d(xt, window), F.conv2d(yt, window)
+        sxx = F.conv2d(xt * xt, window) - mu_x**2
+        syy = F.conv2d(yt * yt, window) - mu_y**2
+        sxy = F.conv2d(xt * yt, window) - mu_x * mu_y
+        num = (2 * mu_x * mu_y + c1) * (2 * sxy + c2)
+        den = (mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2)
+        scores.append(float((num / den).mean()))
+    return float(np.mean(scores))
