@@ -15,6 +15,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from snl_cli.metrics import psnr
+
 
 @dataclass(frozen=True)
 class Peer:
@@ -82,17 +84,6 @@ def run_filter(filter_name: str, args: str, frames: Sequence[np.ndarray]) -> lis
     return out
 
 
-def psnr_u8(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
-    """PSNR (dB) over all frames and channels of two uint8 (or [0, 255] float) clips."""
-    mse = np.mean(
-        [
-            np.mean((x.astype(np.float64) - y.astype(np.float64)) ** 2)
-            for x, y in zip(a, b, strict=True)
-        ]
-    )
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
-
-
 @dataclass
 class PeerResult:
     name: str
@@ -113,10 +104,10 @@ def tune(
     sub_noisy, sub_clean = noisy[:tune_frames], clean[:tune_frames]
     best = max(
         peer.factors,
-        key=lambda f: psnr_u8(run_filter(peer.filter, peer.args(sigma, f), sub_noisy), sub_clean),
+        key=lambda f: psnr(run_filter(peer.filter, peer.args(sigma, f), sub_noisy), sub_clean),
     )
     args = peer.args(sigma, best)
     start = time.perf_counter()
     frames = run_filter(peer.filter, args, noisy)
     seconds = time.perf_counter() - start
-    return PeerResult(peer.name, args, psnr_u8(frames, clean), len(frames) / seconds, frames)
+    return PeerResult(peer.name, args, psnr(frames, clean), len(frames) / seconds, frames)
