@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from snl_cli.align import METHODS, AlignParams, align_file
+from snl_cli.align import METHODS, AlignParams, align_file, border_chance
 
 SEQUENCES = ("bmx-trees", "dog", "horsejump-high", "kite-surf", "paragliding-launch")
 
@@ -76,7 +76,8 @@ def _mean_row(group: list[dict]) -> dict:
 
 
 def _sweep_table(rows: list[dict], sigmas: list[float]) -> str:
-    head = ["σ", "ws", "nls dB", "shifted_nls dB", "border nls", "border shifted", "ms shifted"]
+    head = ["σ", "ws", "nls dB", "shifted_nls dB", "border nls", "border shifted", "chance"]
+    head.append("ms shifted")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for sigma in sigmas:
         group = [row for row in rows if row["params"]["sigma"] == sigma]
@@ -93,6 +94,7 @@ def _sweep_table(rows: list[dict], sigmas: list[float]) -> str:
                 f"{mean('shifted_nls'):.2f}",
                 f"{100 * mean('border_nls'):.0f}%",
                 f"{100 * mean('border_shifted_nls'):.0f}%",
+                f"{100 * border_chance(entry['ws']):.0f}%",
                 f"{mean('ms_shifted_nls'):.0f}",
             ]
             lines.append("| " + " | ".join(cells) + " |")

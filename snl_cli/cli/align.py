@@ -84,7 +84,8 @@ def _render(report: dict[str, Any]) -> None:
     out_console.print(
         f"flow magnitude (px): p50 {flow['p50']:.2f}, p90 {flow['p90']:.2f}, "
         f"p99 {flow['p99']:.2f}   border hits: nls {100 * border['nls']:.0f}%, "
-        f"shifted_nls {100 * border['shifted_nls']:.0f}%"
+        f"shifted_nls {100 * border['shifted_nls']:.0f}% "
+        f"(noise alone: {100 * report['border_chance']:.0f}%)"
     )
     out_console.print(
         "time per pair (ms): "
