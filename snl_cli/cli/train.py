@@ -67,7 +67,7 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Train STAN (blind, sigma ~ U[0, 50]) and write weights + manifest."""
-    from snl_cli.console import FrameProgress, info
+    from snl_cli.console import FrameProgress, err_console, info
     from snl_cli.train import TrainOptions
     from snl_cli.train import train as run_training
 
@@ -96,7 +96,19 @@ def train(
         with FrameProgress("training", total=total) as bar:
             done = [0]
 
+            plain_log = not err_console.is_terminal
+
             def report(state, fields: dict) -> None:
+                if plain_log and (state.step % 50 == 0 or 20 in fields):
+                    info(
+                        f"step {state.step} min {state.minutes:.1f} loss {fields['loss']:.4f} "
+                        f"lr {fields['lr']:.2e}"
+                        + (
+                            f" val20 {fields[20]:.2f} val40 {fields[40]:.2f}"
+                            if 20 in fields
+                            else ""
+                        )
+                    )
                 seconds = int(state.minutes * 60)
                 text = f"step {state.step} loss {fields.get('loss', 0):.4f}"
                 if 20 in fields:
