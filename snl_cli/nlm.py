@@ -33,6 +33,8 @@ from torch import Tensor
 
 from snl_cli.search import accumulate_flows, patch_sum, shifted_nls
 
+MIN_FLOW_SIZE = 16
+
 
 @dataclass(frozen=True)
 class NLMSettings:
@@ -103,7 +105,7 @@ def nlm_denoise(
     offsets = _offsets(flows, settings, pad, T)
     guide = noisy.mean(1, keepdim=True)
     dists, inds = _search(guide, offsets, settings)
-    weights = _weights(dists, settings.ps**2, settings.h1**2 * var / 3, settings.sub * 2 * var / 3)
+    weights = _weights(dists, settings.ps**2, settings.h1**2 * var / 3, settings.sub * var / 3)
     estimate = patch_sum(noisy[None], weights, inds, ps=settings.ps, stride0=settings.stride0,
                          backend=settings.backend)[0]  # fmt: skip
     if settings.passes == 2:
@@ -117,7 +119,10 @@ def nlm_denoise(
 def _flows(video: Tensor, settings: NLMSettings) -> tuple[Tensor, Tensor]:
     from snl_cli.flow import estimate_flows
 
-    return estimate_flows(video, method=settings.flows)
+    # OpenCV's DIS fails or crashes on frames under ~16 pixels a side (11x40 segfaults);
+    # motion hardly matters at that size, so those get plain non-local means.
+    method = settings.flows if min(video.shape[-2:]) >= MIN_FLOW_SIZE else "zero"
+    return estimate_flows(video, method=method)
 
 
 def _pad(x: Tensor, amount: int) -> Tensor:
