@@ -62,7 +62,7 @@ SIZES: dict[str, Size] = {
         Size("stan", C=64, H=120, W=214, ps=1, heads=4, offsets=True,
              note="STAN-like: ps=1, fractional offsets, 4 heads"),
         Size("thw/4", H=48, W=48, note="T*H*W scaling"),
-        Size("thw*4", H=192, W=192, note="T*H*W scaling"),
+        Size("thw*4", T=10, H=136, W=136, note="T*H*W scaling (x3.9)"),
         Size("ws5", ws=5, note="ws^2 scaling"),
         Size("ws13", ws=13, note="ws^2 scaling"),
         Size("tiny", T=2, C=4, H=16, W=16, ws=3, ps=3, topk=4, note="smoke test"),
@@ -127,8 +127,9 @@ class _PeakRSS:
     """
 
     def __enter__(self) -> _PeakRSS:
+        self.exact = self._reset()  # the high-water mark drops to the current RSS
         self.start = self._status("VmRSS")
-        self.exact = self.start is not None and self._reset()
+        self.exact = self.exact and self.start is not None
         if not self.exact:
             import psutil
 
@@ -142,11 +143,11 @@ class _PeakRSS:
 
     def __exit__(self, *exc: object) -> None:
         if self.exact:
-            self.peak = self._status("VmHWM") - self.start
+            self.peak = max(0, self._status("VmHWM") - self.start)
         else:
             self.stop.set()
             self.thread.join()
-            self.peak = self.sampled - self.start
+            self.peak = max(0, self.sampled - self.start)
 
     def _sample(self) -> None:
         while not self.stop.wait(0.001):

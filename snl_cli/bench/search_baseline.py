@@ -74,13 +74,19 @@ def _gather(db: Tensor, frames: Tensor, rows: Tensor, cols: Tensor, H: int, W: i
 
 
 def unfold_search(
-    q: Tensor, k: Tensor, offsets: Tensor | None, spec: SearchSpec
+    q: Tensor,
+    k: Tensor,
+    offsets: Tensor | None,
+    spec: SearchSpec,
+    max_gather_bytes: int = 2 * 2**30,
 ) -> tuple[Tensor, Tensor]:
     """The same result as `snl_cli.search.shifted_nls` (dists, inds), the N3Net way.
 
     Args:
         q, k: (B, T, C, H, W); offsets: (B, T, Wn, 2, nH, nW) or None.
         spec: the search, as built by `snl_cli.search.api.make_spec`.
+        max_gather_bytes: the queries of a frame are split into chunks whose gathered
+            candidate patches stay below this size.
 
     Returns:
         dists (B, heads, T, nH, nW, K) and inds (B, heads, T, nH, nW, K, 3).
@@ -91,9 +97,11 @@ def unfold_search(
         torch.arange(spec.nH).view(-1, 1) * spec.stride0 * W
         + torch.arange(spec.nW).view(1, -1) * spec.stride0
     ).reshape(-1)
-    bad = float("-inf") if spec.largest else float("inf")
-    dists = q.new_empty(B, spec.heads, T, spec.nH * spec.nW, spec.topk)
-    inds = q.new_empty(B, spec.heads, T, spec.nH * spec.nW, spec.topk, 3)
+    n_queries = query_index.numel()
+    row_bytes = spec.n_candidates * q_db.shape[3] * q.element_size()
+    chunk = max(1, min(n_queries, max_gather_bytes // row_bytes))
+    dists = q.new_empty(B, spec.heads, T, n_queries, spec.topk)
+    inds = q.new_empty(B, spec.heads, T, n_queries, spec.topk, 3)
     for b in range(B):
         for h in range(spec.heads):
             # the key database of this head as (T*H*W, D) rows: one copied patch per pixel
@@ -101,19 +109,31 @@ def unfold_search(
             for t in range(T):
                 frames, rows, cols = _positions(t, offsets, spec, b, q)
                 queries = q_db[b, t, h][:, query_index].T  # (nQ, D)
-                cand = _gather(keys, frames, rows, cols, H, W)  # (nQ, N, D)
-                dist = torch.bmm(cand, queries.unsqueeze(-1)).squeeze(-1)
-                if spec.dist == "l2":
-                    norms = torch.linalg.vector_norm(cand, dim=-1).square_()
-                    dist = norms.sub_(dist.mul_(2)).add_(queries.square().sum(1, keepdim=True))
-                del cand
-                if not spec.full_ws:
-                    outside = (rows < 0) | (rows > H - 1) | (cols < 0) | (cols > W - 1)
-                    dist = dist.masked_fill(outside, bad)
-                best, order = dist.topk(spec.topk, dim=1, largest=spec.largest)
-                dists[b, h, t] = best
-                inds[b, h, t, ..., 0] = frames[order].to(q.dtype)
-                inds[b, h, t, ..., 1] = rows.gather(1, order)
-                inds[b, h, t, ..., 2] = cols.gather(1, order)
+                for start in range(0, n_queries, chunk):
+                    part = slice(start, start + chunk)
+                    best, where = _top(keys, queries[part], frames, rows[part], cols[part], spec)
+                    dists[b, h, t, part] = best
+                    inds[b, h, t, part] = where
     shape = (B, spec.heads, T, spec.nH, spec.nW, spec.topk)
     return dists.view(shape), inds.view(*shape, 3)
+
+
+def _top(
+    keys: Tensor, queries: Tensor, frames: Tensor, rows: Tensor, cols: Tensor, spec: SearchSpec
+) -> tuple[Tensor, Tensor]:
+    """Top-k of a chunk of queries (nQ, D): dists (nQ, K) and positions (nQ, K, 3)."""
+    H, W = spec.H, spec.W
+    cand = _gather(keys, frames, rows, cols, H, W)  # (nQ, N, D): the copied candidates
+    dist = torch.bmm(cand, queries.unsqueeze(-1)).squeeze(-1)
+    if spec.dist == "l2":
+        norms = torch.linalg.vector_norm(cand, dim=-1).square_()
+        dist = norms.sub_(dist.mul_(2)).add_(queries.square().sum(1, keepdim=True))
+    del cand
+    if not spec.full_ws:
+        outside = (rows < 0) | (rows > H - 1) | (cols < 0) | (cols > W - 1)
+        dist = dist.masked_fill(outside, float("-inf") if spec.largest else float("inf"))
+    best, order = dist.topk(spec.topk, dim=1, largest=spec.largest)
+    where = torch.stack(
+        [frames[order].to(rows.dtype), rows.gather(1, order), cols.gather(1, order)], -1
+    )
+    return best, where

@@ -20,10 +20,12 @@ import math
 import numpy as np
 from numba import njit, prange
 
-# Reassociation lets LLVM vectorise the sums over channels and patch rows; no "nnan"/"ninf":
-# invalid candidates are inf and must compare as such.
-_JIT = dict(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, nogil=True)
+# IEEE arithmetic everywhere except the direct search, where reassociation lets LLVM
+# vectorise the sums over a patch row (measured 2.1x at ps=5, 1.08x at ps=1; the box path
+# is 15% slower with it). Never "nnan"/"ninf": invalid candidates are inf and must compare.
+_JIT = dict(cache=True, fastmath=False, nogil=True)
 _PAR = dict(parallel=True, **_JIT)
+_PAR_REASSOC = dict(_PAR, fastmath={"reassoc", "contract", "nsz", "arcp"})
 
 
 @njit(inline="always", **_JIT)
@@ -176,7 +178,7 @@ def _strip_dist(
     return acc
 
 
-@njit(**_PAR)
+@njit(**_PAR_REASSOC)
 def search_forward(
     qflat: np.ndarray,
     kflat: np.ndarray,
