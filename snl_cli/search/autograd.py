@@ -141,8 +141,8 @@ class PatchSumFunction(torch.autograd.Function):
 
 
 def make_operators(ops: Any):
-    """The four backend entry points (`search`, `gather`, `patch_sum`, `accumulate_flows`)
-    for a compiled backend, built on its raw `ops`."""
+    """The backend entry points `search`, `gather` and `patch_sum` for a compiled backend,
+    built on its raw `ops` (each backend adds its own `accumulate_flows`)."""
 
     def search(q: Tensor, k: Tensor, offsets: Tensor | None, spec: SearchSpec):
         return ShiftedNLSFunction.apply(q, k, offsets, spec, ops)
