@@ -329,6 +329,7 @@ def train(
     else:
         arch = opts.architecture
     model = STAN(STANConfig.from_dict(arch) if arch else STANConfig())
+    model = model.to(memory_format=torch.channels_last)
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=0.0)
     state = TrainState()
     if resumed is not None:

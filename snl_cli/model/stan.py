@@ -225,6 +225,8 @@ class STAN(nn.Module):
                 )
         with torch.no_grad():
             offsets = self.offsets(flows, T, backend)
+        # channels-last convolutions run 1.5-2x faster on CPUs (oneDNN), bf16 or not
+        x = x.contiguous(memory_format=torch.channels_last)
         inp = x
         x = self.act(self.inp(x))
         skips = []
