@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import media
@@ -59,6 +60,9 @@ def test_table_verdict_sweep_and_plot(runner, moving_frames, tmp_path):
     for text in ("shifted_nls", "mean", "verdict:", "ws sweep", "border hits", str(plot)):
         assert text in result.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert plot.stat().st_mode & 0o777 == 0o666 & ~umask  # like any new file, not 0600
     import matplotlib.image
 
     assert matplotlib.image.imread(plot).shape[:2][1] > 800  # two panels side by side
