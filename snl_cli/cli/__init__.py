@@ -59,8 +59,7 @@ def main() -> None:
     """Console-script entry point."""
     import sys
 
-    from snl_cli.cli.train import expand_multi_values
+    from snl_cli.cli.common import expand_multi_values
 
-    if sys.argv[1:2] == ["train"]:
-        sys.argv[2:] = expand_multi_values(sys.argv[2:])
+    sys.argv[1:] = expand_multi_values(sys.argv[1:])
     app()

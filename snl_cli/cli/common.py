@@ -61,3 +61,41 @@ def emit(result: dict, as_json: bool, render) -> None:
 
 def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
+
+
+# Options that take several values after one flag (`--sigma 20 30 40`), per command path.
+MULTI_VALUE: dict[tuple[str, ...], frozenset[str]] = {
+    ("train",): frozenset({"--data", "--val", "--stills"}),
+    ("bench", "denoise"): frozenset({"--sigma", "--methods"}),
+}
+
+
+def expand_multi_values(argv: list[str]) -> list[str]:
+    """Rewrite `--data A B C` as `--data A --data B --data C` (Click takes one value per flag).
+
+    Only for the commands and flags listed in MULTI_VALUE; anything else is returned as is.
+    """
+    flags = next((f for path, f in MULTI_VALUE.items() if tuple(argv[: len(path)]) == path), None)
+    if flags is None:
+        return argv
+    out: list[str] = []
+    current = None
+    for arg in argv:
+        if arg in flags:
+            current = arg
+            out.append(arg)
+            continue
+        if arg.startswith("-") and not _is_number(arg):
+            current = None
+        elif current is not None and out[-1] != current:
+            out.append(current)
+        out.append(arg)
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

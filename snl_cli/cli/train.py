@@ -9,25 +9,6 @@ import typer
 
 from snl_cli.cli.common import cli_errors, emit
 
-MULTI_VALUE = ("--data", "--val", "--stills")
-
-
-def expand_multi_values(argv: list[str]) -> list[str]:
-    """Let `--data A B C` mean `--data A --data B --data C` (Click takes one value per flag)."""
-    out: list[str] = []
-    current = None
-    for arg in argv:
-        if arg in MULTI_VALUE:
-            current = arg
-            out.append(arg)
-            continue
-        if arg.startswith("-"):
-            current = None
-        elif current is not None and out[-1] != current:
-            out.append(current)
-        out.append(arg)
-    return out
-
 
 def train(
     data: Annotated[
