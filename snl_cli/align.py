@@ -152,7 +152,7 @@ def _pair_offsets(fflow: Tensor, bflow: Tensor, t: int, wt: int, backend: str) -
     # T' = wt + 1 < 2·wt + 1 frames, so the window of the last frame is the whole sub-clip
     # and its first neighbour slot is frame t.
     chained = accumulate_flows(sub_f, sub_b, wt, backend=backend)[:, wt, 0]
-    offsets = torch.zeros(1, 2, 1, *chained.shape[1:], dtype=chained.dtype)
+    offsets = chained.new_zeros(1, 2, 1, *chained.shape[1:])
     offsets[0, 1, 0] = chained[0]
     return offsets
 
@@ -161,8 +161,8 @@ def _border_share(inds: Tensor, offsets: Tensor | None, ws: int) -> float:
     """Share of top-1 matches of the query frame on the border of their ws×ws window."""
     H, W = inds.shape[3:5]
     radius = ws // 2
-    ys = torch.arange(H, dtype=inds.dtype).view(H, 1)
-    xs = torch.arange(W, dtype=inds.dtype).view(1, W)
+    ys = torch.arange(H, dtype=inds.dtype, device=inds.device).view(H, 1)
+    xs = torch.arange(W, dtype=inds.dtype, device=inds.device).view(1, W)
     cy, cx = ys.expand(H, W), xs.expand(H, W)
     if offsets is not None:
         cy, cx = cy + offsets[0, 1, 0, 0], cx + offsets[0, 1, 0, 1]
