@@ -4,23 +4,28 @@ For every query patch on a grid of step `stride0`, `shifted_nls` finds the `topk
 similar ps×ps patches in a ws×ws window of each of the 2·wt+1 nearest frames, centred on
 where the optical flow (`snl_cli.flow`) says the patch went. The matched patches of the
 noisy clip are averaged with weights that fall with their distance, and `patch_sum` folds
-the overlapping averaged patches back into frames (patch-wise aggregation).
+the overlapping averaged patches back into frames (patch-wise aggregation: every pixel is
+the mean of the ~(ps/stride0)² patch estimates that cover it).
 
-Two passes, like BM3D's basic and final estimates:
-1. search on the channel mean of the noisy clip (σ²/3 noise, a third of the work of RGB);
-   weight w = exp(−max(d − sub·2σ²/3, 0) / (h1²·σ²/3)), d the mean squared patch
-   difference;
-2. search again on the first estimate, whose residual noise is small, so the matches follow
-   the picture rather than the noise; weight w = exp(−d / (h2·σ²)), and average the *noisy*
-   patches with them (an estimate-guided NLM; the weights no longer see the noise).
-In both passes the query's own patch gets the weight of its best other match (standard
-NLM practice: it would otherwise always weigh 1).
+The search runs on the channel mean of the clip: its noise variance is σ²/3 and it costs a
+third of an RGB search. With d the mean squared difference per pixel of two such patches,
+a match weighs w = exp(−max(d − 2σ²/3, 0) / (h²·σ²/3)): the noise's own contribution
+(2σ²/3 for two independent patches) is taken off, so true matches weigh about 1, and the
+bandwidth h shrinks slowly with σ (h = 1.1·(20/σ)^0.45: 1.5 at σ 10, 1.1 at 20, 0.8 at
+40, fitted to the best h measured at σ 10, 20, 30 and 40).
+The query's own patch (d = 0, but only because its noise is compared with itself) weighs
+like its best other match, at most one bandwidth away, so clean input stays clean.
 
 Flow offsets are rounded to whole pixels: every candidate is then an original pixel with
-the full noise variance, so distances are comparable between candidates, and the search
-takes its faster integer path.
+the full noise variance, so distances are comparable between candidates.
 
-Settings (`NLMSettings`) were tuned on DAVIS 480p at σ 20 and 40 with `scripts/eval_nlm.py`.
+Tuned with `scripts/eval_nlm.py`-style sweeps on 9-frame 428×240 crops of four DAVIS
+sequences (bmx-trees, cows, horsejump-high, paragliding-launch) at σ 20 and 40; measured
+there: ps 9 beats 7 by 0.1–0.25 dB at the same cost, ws 7 matches ws 9 and 11 (the flow
+does the long reach), wt 2 beats 1 by 0.2 dB and 3 adds nothing, stride0 3 adds 0.2 dB for
+twice the time and 5 loses 0.15–0.3, 48 matches beat 32 by 0.2 and equal 64. A second,
+estimate-guided pass (BM3D's basic → final) lost 0.3 dB at σ 20 and gained nothing at σ 40,
+so there is none.
 """
 
 from __future__ import annotations
@@ -46,24 +51,19 @@ class NLMSettings:
         wt: temporal radius (frames on each side searched).
         topk: matches averaged per query patch.
         stride0: step of the query grid (≤ ps so every pixel is covered).
-        h1, sub: bandwidth and noise offset of the first pass's weights.
-        h2: bandwidth of the second pass's weights (× σ² of the noise).
-        passes: 1 (basic estimate only) or 2.
+        h: weight bandwidth, in units of the guide's noise; None: 1.1·(20/σ)^0.45.
         flows: flow method of `snl_cli.flow.estimate_flows` ("zero": plain NLM).
 
     Other Parameters:
         backend: search backend ("auto": the fast one for the clip's device).
     """
 
-    ps: int = 7
-    ws: int = 9
+    ps: int = 9
+    ws: int = 7
     wt: int = 2
     topk: int = 48
     stride0: int = 4
-    h1: float = 0.8
-    sub: float = 1.0
-    h2: float = 0.35
-    passes: int = 2
+    h: float | None = None
     flows: str = "dis"
     backend: str = "auto"
 
@@ -72,8 +72,12 @@ class NLMSettings:
             raise ValueError(f"ps: expected an odd patch size, got {self.ps}")
         if not 1 <= self.stride0 <= self.ps:
             raise ValueError(f"stride0: expected 1 to ps={self.ps}, got {self.stride0}")
-        if self.passes not in (1, 2):
-            raise ValueError(f"passes: expected 1 or 2, got {self.passes}")
+
+    def bandwidth(self, sigma: float) -> float:
+        """h for a noise level σ (0–255 scale)."""
+        if self.h is not None:
+            return self.h
+        return min(max(1.1 * (20.0 / max(sigma, 1.0)) ** 0.45, 0.6), 2.0)
 
 
 def nlm_denoise(
@@ -96,23 +100,18 @@ def nlm_denoise(
     settings = settings or NLMSettings()
     if video.dim() != 4 or video.shape[1] != 3:
         raise ValueError(f"video: expected (T, 3, H, W), got {tuple(video.shape)}")
-    var = (max(float(sigma), 0.5) / 255.0) ** 2
+    guide_var = (max(float(sigma), 0.5) / 255.0) ** 2 / 3
     T, _, H, W = video.shape
     if flows is None:
         flows = _flows(video, settings)
     pad = settings.stride0
     noisy = _pad(video, pad)
     offsets = _offsets(flows, settings, pad, T)
-    guide = noisy.mean(1, keepdim=True)
-    dists, inds = _search(guide, offsets, settings)
-    weights = _weights(dists, settings.ps**2, settings.h1**2 * var / 3, settings.sub * var / 3)
+    dists, inds = _search(noisy.mean(1, keepdim=True), offsets, settings)
+    bandwidth = settings.bandwidth(sigma) ** 2 * guide_var
+    weights = _weights(dists, settings.ps**2, bandwidth, 2 * guide_var)
     estimate = patch_sum(noisy[None], weights, inds, ps=settings.ps, stride0=settings.stride0,
                          backend=settings.backend)[0]  # fmt: skip
-    if settings.passes == 2:
-        dists, inds = _search(estimate.mean(1, keepdim=True), offsets, settings)
-        weights = _weights(dists, settings.ps**2, settings.h2 * var, 0.0)
-        estimate = patch_sum(noisy[None], weights, inds, ps=settings.ps,
-                             stride0=settings.stride0, backend=settings.backend)[0]  # fmt: skip
     return estimate[..., :H, :W].clamp(0, 1)
 
 
@@ -154,16 +153,23 @@ def _search(guide: Tensor, offsets: Tensor | None, settings: NLMSettings) -> tup
 
 
 def _weights(dists: Tensor, pixels: int, bandwidth: float, offset: float) -> Tensor:
-    """exp(−max(d/pixels − offset, 0) / bandwidth), the query's own match capped, summing to 1.
+    """exp(−max(d/pixels − offset, 0) / bandwidth), normalised over the matches.
+
+    The first match is the query itself (d = 0); it gets the distance of the best other
+    match, capped at one bandwidth. Distances are shifted by their minimum first, so the
+    exponentials never all underflow (σ → 0).
 
     Args:
-        dists: (B, heads, T, nH, nW, K), best first; the first is the query itself.
+        dists: (B, heads, T, nH, nW, K), best first.
+
+    Returns:
+        (B, heads, T, nH, nW, K), summing to 1 over K.
     """
     d = (dists / pixels - offset).clamp_min(0)
-    weights = torch.exp(-d / bandwidth)
-    if weights.shape[-1] > 1:
-        weights[..., 0] = weights[..., 1:].amax(-1)
-    return weights / weights.sum(-1, keepdim=True).clamp_min(1e-12)
+    if d.shape[-1] > 1:
+        d[..., 0] = d[..., 1:].amin(-1).clamp_max(bandwidth)
+    weights = torch.exp((d.amin(-1, keepdim=True) - d) / bandwidth)
+    return weights / weights.sum(-1, keepdim=True)
 
 
 class NLMDenoiser:
@@ -177,8 +183,9 @@ class NLMDenoiser:
         self.context = self.settings.wt
         # Spatial reach of one output pixel: search radius, patch radius, query step.
         self.halo = self.settings.ws // 2 + self.settings.ps // 2 + self.settings.stride0 + 8
-        # frames, guide, two estimates, flows and offsets (~40 B) + per-query search results.
-        self.bytes_per_pixel = 96 + (16 * self.settings.topk) // self.settings.stride0**2
+        # Measured peak 247 B per pixel and frame at the defaults (random 854x480 frames):
+        # frames and copies, flows, and per query K distances, positions and weights.
+        self.bytes_per_pixel = 64 + (64 * self.settings.topk) // self.settings.stride0**2
 
     @torch.no_grad()
     def __call__(self, clip: Tensor, sigma: float) -> Tensor:
