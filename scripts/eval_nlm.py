@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from snl_cli.console import info, out_console
+from snl_cli.metrics import psnr
 from snl_cli.nlm import NLMSettings, nlm_denoise
-from snl_cli.peers import PEERS, psnr_u8, tune
+from snl_cli.peers import PEERS, tune
 from snl_cli.video import read_frames
 
 SEQUENCES = "dog,goat,kite-surf"
@@ -79,8 +80,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                 "sigma": sigma,
                 "frames": len(clean),
                 "size": f"{clean[0].shape[1]}x{clean[0].shape[0]}",
-                "noisy_psnr": psnr_u8(noisy, clean),
-                "nlm_psnr": psnr_u8(ours["frames"], clean),
+                "noisy_psnr": psnr(noisy, clean),
+                "nlm_psnr": psnr(ours["frames"], clean),
                 "nlm_fps": ours["fps"],
                 "nlm_cpu_s_per_frame": ours["cpu_per_frame"],
                 "nlmeans_psnr": peer["psnr"],

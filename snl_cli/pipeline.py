@@ -166,32 +166,34 @@ def denoise_file(
     tile = options.tile or auto_tile(denoiser, window, info.height, info.width)
     start = time.perf_counter()
     stream = _Lookahead(read_frames(src))
-    first = stream.fill(window + 1)
-    sigma, estimate = _pick_sigma(options.sigma, first, reporter)
-    summary: dict[str, Any] = {
-        "input": str(src),
-        "output": str(dst),
-        "model": denoiser.name,
-        "device": str(denoiser.device),
-        "frames": 0,
-        "width": info.width,
-        "height": info.height,
-        "sigma": round(sigma, 2),
-        "sigma_source": "given" if options.sigma is not None else "estimated",
-        "sigma_estimate": None if estimate is None else round(estimate, 2),
-        "chunk": options.chunk,
-        "overlap": overlap,
-        "tile": tile if tile < max(info.height, info.width) else None,
-    }
-    with VideoWriter(dst, info, codec=options.codec, crf=options.crf, preset=options.preset,
-                     overwrite=options.overwrite) as writer:  # fmt: skip
-        summary["plan"] = writer.plan.to_json()
-        reporter.started(info, summary)
-        run = _ChunkRun(denoiser, sigma, options.chunk, overlap, tile)
-        for frame in run.frames(stream):
-            writer.write(frame)
-            summary["frames"] += 1
-            reporter.advanced(1)
+    try:
+        sigma, estimate = _pick_sigma(options.sigma, stream.fill(window + 1), reporter)
+        summary = {
+            "input": str(src),
+            "output": str(dst),
+            "model": denoiser.name,
+            "device": str(denoiser.device),
+            "frames": 0,
+            "width": info.width,
+            "height": info.height,
+            "sigma": round(sigma, 2),
+            "sigma_source": "given" if options.sigma is not None else "estimated",
+            "sigma_estimate": None if estimate is None else round(estimate, 2),
+            "chunk": options.chunk,
+            "overlap": overlap,
+            "tile": tile if tile < max(info.height, info.width) else None,
+        }
+        with VideoWriter(dst, info, codec=options.codec, crf=options.crf,
+                         preset=options.preset, overwrite=options.overwrite) as writer:  # fmt: skip
+            summary["plan"] = writer.plan.to_json()
+            reporter.started(info, summary)
+            run = _ChunkRun(denoiser, sigma, options.chunk, overlap, tile)
+            for frame in run.frames(stream):
+                writer.write(frame)
+                summary["frames"] += 1
+                reporter.advanced(1)
+    finally:
+        stream.close()
     seconds = time.perf_counter() - start
     summary["seconds"] = round(seconds, 3)
     summary["fps"] = round(summary["frames"] / seconds, 3) if seconds > 0 else None
@@ -247,6 +249,13 @@ class _Lookahead:
             except StopIteration:
                 self.ended = True
         return list(self.buffer)
+
+    def close(self) -> None:
+        """Close the reader (and its file) now rather than whenever it is collected."""
+        close = getattr(self._frames, "close", None)
+        if close is not None:
+            close()
+        self.buffer.clear()
 
     def drop_before(self, index: int) -> None:
         while self.buffer and self.buffer[0].index < index:
