@@ -96,6 +96,8 @@ def parse_frames(text: str | None) -> tuple[int | None, int | None]:
         raise UsageError(f"--frames: expected A:B (e.g. 0:10), got {text!r}") from None
     if (start is not None and start < 0) or (stop is not None and stop < 0):
         raise UsageError(f"--frames: expected non-negative frame numbers, got {text!r}")
+    if start is not None and stop is not None and stop <= start:
+        raise UsageError(f"--frames: expected A < B, got {text!r}")
     return start, stop
 
 

@@ -140,7 +140,7 @@ def test_frame_ranges() -> None:
     assert parse_frames(None) == (None, None)
     assert parse_frames("2:7") == (2, 7)
     assert parse_frames("3:") == (3, None)
-    for bad in ("a:b", "1:2:3", "-1:4", "5"):
+    for bad in ("a:b", "1:2:3", "-1:4", "5", "6:2"):
         with pytest.raises(UsageError, match="--frames"):
             parse_frames(bad)
     assert check_range(2, None, 10, 1, "clip") == (2, 10)
