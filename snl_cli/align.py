@@ -278,8 +278,10 @@ def verdict(
         f"best: {best}; shifted_nls is {gain_flow:+.2f} dB over flow and "
         f"{gain_nls:+.2f} dB over nls at ws={ws}"
     )
-    if motion_p90 > ws // 2:
-        line += f"; motion p90 {motion_p90:.1f} px > window radius {ws // 2}: nls cannot reach it"
+    if gain_nls < 0:
+        line += "; nls beats shifted_nls: the flow misleads the search on this clip"
+    elif motion_p90 > ws // 2:
+        line += f"; flow p90 {motion_p90:.1f} px > window radius {ws // 2}: nls misses that motion"
     chance = border_chance(ws)
     shifted = border_hits.get("shifted_nls", 0.0)
     if shifted > max(0.2, 1.2 * chance):

@@ -100,7 +100,7 @@ def test_report_ranks_the_methods_and_has_the_documented_shape() -> None:
     assert [row["ws"] for row in report["sweep"]] == [3, 7]
     assert report["sweep"][1]["nls"] > report["sweep"][0]["nls"] + 5  # ws 7 reaches it
     assert report["params"]["frames"] == [5, 7]
-    assert "nls cannot reach it" in report["verdict"]
+    assert "nls misses that motion" in report["verdict"]
 
 
 def test_flow_method_is_accurate_on_the_shift() -> None:
