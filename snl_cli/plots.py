@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,6 @@ def plot_alignment(report: dict[str, Any], dst: Path, *, overwrite: bool = False
     tmp = temp_file_beside(dst)
     try:
         fig.savefig(tmp, format="png", dpi=90)
-        _normal_permissions(tmp)
         commit_file(tmp, dst, overwrite)
     except OSError as exc:
         discard(tmp)
@@ -65,13 +63,6 @@ def plot_alignment(report: dict[str, Any], dst: Path, *, overwrite: bool = False
     finally:
         plt.close(fig)
     return dst
-
-
-def _normal_permissions(path: Path) -> None:
-    """The temporary file is private (0600); give the result what a new file would get."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def _pairs_panel(ax: Any, report: dict[str, Any]) -> None:

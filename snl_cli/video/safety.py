@@ -71,6 +71,7 @@ def temp_file_beside(dst: Path) -> Path:
     except OSError as exc:
         raise OutputError(exc.strerror or "cannot create a temporary file", dst) from exc
     os.close(handle)
+    _normal_permissions(Path(name), 0o666)
     return Path(name)
 
 
@@ -78,9 +79,19 @@ def temp_dir_beside(dst: Path) -> Path:
     """Create an empty hidden folder beside `dst`."""
     _make_parent(dst)
     try:
-        return Path(tempfile.mkdtemp(prefix=f".{dst.name}{TEMP_MARKER}", dir=dst.parent))
+        folder = Path(tempfile.mkdtemp(prefix=f".{dst.name}{TEMP_MARKER}", dir=dst.parent))
     except OSError as exc:
         raise OutputError(exc.strerror or "cannot create a temporary folder", dst) from exc
+    _normal_permissions(folder, 0o777)
+    return folder
+
+
+def _normal_permissions(path: Path, mode: int) -> None:
+    """mkstemp/mkdtemp make private entries (0600/0700); the result, once renamed into
+    place, should get what a new file or folder gets (mode minus the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
 
 
 def _make_parent(dst: Path) -> None:

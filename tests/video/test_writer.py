@@ -308,3 +308,25 @@ def test_write_arrays_with_rescaled_pts(make_clip, tmp_path):
             writer.write(np.zeros((4, 4, 3), np.float32))
     times = [f.pts * f.time_base for f in media.video_frames_meta(out)]
     assert times == [Fraction(80 * i, 1000) for i in range(4)]
+
+
+def test_outputs_get_normal_permissions(make_clip, make_frames, tmp_path) -> None:
+    """Temporary files are private while written; the result gets a new file's mode."""
+    import os
+
+    from snl_cli.video import VideoWriter, probe, read_frames
+
+    umask = os.umask(0)
+    os.umask(umask)
+    src = make_clip("in.mkv", frames=2)
+    out = tmp_path / "out.mkv"
+    with VideoWriter(out, probe(src)) as writer:
+        for frame in read_frames(src):
+            writer.write(frame)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    folder = make_frames("pngs", frames=2)
+    out_dir = tmp_path / "out_frames"
+    with VideoWriter(out_dir, probe(folder)) as writer:
+        for frame in read_frames(folder):
+            writer.write(frame)
+    assert out_dir.stat().st_mode & 0o777 == 0o777 & ~umask
