@@ -25,6 +25,16 @@ format:
 bench:
 	$(PY) -m pytest -q -m slow
 	$(PY) -m snl_cli bench search
+	@if [ -d $(DATA)/davis2016-val-480p ]; then \
+	  $(PY) -m snl_cli bench denoise $(DATA)/davis2016-val-480p/dog $(DATA)/davis2016-val-480p/goat \
+	    $(DATA)/davis2016-val-480p/kite-surf --sigma 20 30 40 --frames 20 --plot bench-denoise.png; \
+	else echo "no $(DATA): skipping bench denoise on DAVIS"; fi
+
+demo: $(VENV)/bin/snl
+	$(VENV)/bin/snl demo demo/dog.mp4 --out demo-out
+
+$(VENV)/bin/snl:
+	$(MAKE) install
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

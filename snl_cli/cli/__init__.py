@@ -42,7 +42,7 @@ def _root(
 
 
 def _register() -> None:
-    from snl_cli.cli import align, batch, bench, denoise, info, train
+    from snl_cli.cli import align, batch, bench, demo, denoise, info, train
 
     app.command("info")(info.info)
     app.command("train")(train.train)
@@ -50,6 +50,7 @@ def _register() -> None:
     app.command("denoise")(denoise.denoise)
     app.command("batch")(batch.batch)
     app.add_typer(bench.app, name="bench")
+    app.command("demo")(demo.demo)
 
 
 _register()
