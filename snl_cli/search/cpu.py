@@ -3,16 +3,21 @@
 Nothing here copies patches: the frames are re-laid out per head and channels-last once
 (the size of the input), each parallel iteration keeps one query patch, a strip of ps rows
 of the key frame and a running top-k of K entries, and the outputs are the only other
-allocation. The kernels live in `snl_cli.search.cpu_kernels`; this module lays the tensors
-out for them and plugs them into the shared autograd Functions of `snl_cli.search.autograd`.
+allocation. The kernels live in `snl_cli.search.cpu_kernels` (direct and box search, search
+backward, patch_sum), `cpu_int` (the whole-pixel search, with the vector helpers of
+`cpu_simd`) and `cpu_gather`; this module lays the tensors out for them and plugs them into
+the shared autograd Functions of `snl_cli.search.autograd`.
 
-Two forward paths, same results:
+Three forward paths, same results:
     "direct": any positions (offsets, fractional stride1): each candidate patch is compared
         with the query patch, reading ps interpolated rows of the key frame once per window
         row and stopping an l2 sum early once it exceeds the current k-th best.
     "box": integer positions (no offsets, integer stride1, integer full_ws bounds): for each
         displacement between query and candidate, the per-pixel distances are summed over
         ps x ps boxes, so each pixel pair is computed once instead of ps^2 times.
+    "int": integer positions with per-query offsets (integer-valued offsets, as STAN rounds
+        them): the candidates of a window row are consecutive pixels of one padded key row,
+        compared with the query a vector of candidates at a time (`snl_cli.search.cpu_int`).
 
 Other Parameters:
     SERIAL_WORK: below this many multiply-adds a call runs on one thread.
@@ -127,13 +132,24 @@ def _bounds(spec: SearchSpec) -> tuple[np.ndarray, np.ndarray, int]:
     return clamp, np.array(valid, dtype=np.float64), pad
 
 
+def _integer_valued(x: Tensor) -> bool:
+    """Whether every element of x is a whole number (NaN is not)."""
+    x = x.detach()
+    return bool(torch.equal(x, x.round()))
+
+
 def forward_method(offsets: Tensor | None, spec: SearchSpec) -> str:
-    """ "box" when every candidate sits on an integer pixel and boxes pay off, else "direct"."""
-    if offsets is not None or not float(spec.stride1).is_integer():
+    """ "box" or "int" when every candidate sits on an integer pixel, else "direct".
+
+    Without offsets "box" is taken where boxes pay off; with integer-valued offsets, "int".
+    """
+    if not float(spec.stride1).is_integer():
         return "direct"
     clamp, _, _ = _bounds(spec)
     if spec.full_ws and not np.all(clamp == np.round(clamp)):
         return "direct"
+    if offsets is not None:
+        return "int" if _integer_valued(offsets) else "direct"
     # the box path evaluates every pixel of the query rows: with a sparse query grid the
     # direct path does less
     return "box" if spec.stride0 <= max(1, spec.ps // 2) else "direct"
@@ -159,11 +175,13 @@ def search_forward(
     """Raw forward of the search (no autograd); see `snl_cli.search.shifted_nls`.
 
     Args:
-        method: "auto", "direct" or "box" (see the module docstring); "box" needs integer
-            positions.
+        method: "auto", "direct", "box" or "int" (see the module docstring); "box" and "int"
+            need integer positions, "box" no offsets.
     """
     if method == "auto":
         method = forward_method(offsets, spec)
+    if method == "int":
+        return _search_forward_int(q, k, offsets, spec)
     kernels = _kernels()
     B, T, _, H, W = q.shape
     dtype = q.detach().numpy().dtype
@@ -189,6 +207,50 @@ def search_forward(
                 frames, slots, shape, spec.ws, spec.ps, spec.stride0, spec.stride1, is_l2,
                 spec.full_ws, clamp, valid, rows, cols, pad, dists, inds,
             )  # fmt: skip
+    return torch.from_numpy(dists), torch.from_numpy(inds)
+
+
+def int_layout(k: Tensor, heads: int, pad: int, s1: int) -> tuple[np.ndarray, int]:
+    """(B, T, C, H, W) -> the padded, phase-split key rows of `snl_cli.search.cpu_int`.
+
+    Returns:
+        kpad, flat; Wp, the length of one padded row (W + 2*pad rounded up to s1).
+    """
+    B, T, C, H, W = k.shape
+    Wp = -(-(W + 2 * pad) // s1) * s1
+    period = 2 * (W - 1)
+    X = np.abs(np.arange(-pad, Wp - pad)) % period
+    mirrored = np.where(X > W - 1, period - X, X)
+    # phase p of the row first, then the next: X + pad = p + s1 * m
+    order = np.arange(Wp).reshape(Wp // s1, s1).T.reshape(-1)
+    cols = torch.from_numpy(mirrored[order])
+    rows = k.detach().reshape(B, T, heads, C // heads, H, W).permute(0, 2, 1, 4, 3, 5)
+    return rows.index_select(-1, cols).numpy().reshape(-1), Wp
+
+
+def _search_forward_int(
+    q: Tensor, k: Tensor, offsets: Tensor | None, spec: SearchSpec
+) -> tuple[Tensor, Tensor]:
+    """`search_forward` with method "int"."""
+    from snl_cli.search import cpu_int
+
+    B, T, _, H, W = q.shape
+    dtype = q.detach().numpy().dtype
+    frames, slots = _window_tables(spec)
+    clamp, _, pad = _bounds(spec)
+    s1 = int(spec.stride1)
+    kcol_pad = cpu_int.layout_pad(spec.ws, spec.ps, s1)
+    kpad, Wp = int_layout(k, spec.heads, kcol_pad, s1)
+    shape = np.array([B, spec.heads, T, H, W, spec.Ch], dtype=np.int64)
+    dists = np.empty((B, spec.heads, T, spec.nH, spec.nW, spec.topk), dtype)
+    inds = np.empty((*dists.shape, 3), dtype)
+    off = np.zeros((1, 1, 1, 2, 1, 1), dtype) if offsets is None else _np(offsets)
+    with _threads(_search_work(spec)):
+        cpu_int.search_forward_int(
+            heads_last(q, spec.heads), kpad, off, offsets is not None, frames, slots, shape,
+            spec.ws, spec.ps, spec.stride0, s1, spec.dist == "l2", spec.full_ws, clamp,
+            mirror_table(H, pad), mirror_table(W, pad), pad, kcol_pad, Wp, dists, inds,
+        )  # fmt: skip
     return torch.from_numpy(dists), torch.from_numpy(inds)
 
 
@@ -237,12 +299,22 @@ def search_backward(
 
 def gather_forward(v: Tensor, inds: Tensor) -> Tensor:
     """Raw forward of `snl_cli.search.gather`: (B, heads, T, K, C/heads, nH, nW)."""
+    from snl_cli.search import cpu_gather
+
     B, T, C = v.shape[:3]
     _, heads, _, nH, nW, K, _ = inds.shape
     out = np.empty((B, heads, T, K, C // heads, nH, nW), v.detach().numpy().dtype)
-    with _threads(out.size * 4):
-        _kernels().gather_forward(heads_last(v, heads), _np(inds), _shape(v, heads), out)
+    with _threads(out.size):
+        cpu_gather.gather_forward(_np(v), _np(inds), out)
     return torch.from_numpy(out)
+
+
+def _channel_groups(B: int, heads: int, Ch: int) -> int:
+    """Channel groups per head for the scatter of the gather backward: enough parallel
+    tasks (B * heads * groups) for the threads, each group re-reading the match positions."""
+    from numba import get_num_threads
+
+    return max(1, min(Ch, -(-2 * get_num_threads() // (B * heads))))
 
 
 def gather_backward(
@@ -250,18 +322,20 @@ def gather_backward(
 ) -> tuple[Tensor, Tensor | None]:
     """Raw backward of `snl_cli.search.gather`: d loss / d v (B, T, C, H, W) and d match
     position (B, heads, T, nH, nW, K, 2) or None."""
-    B, T, _, H, W = v.shape
+    from snl_cli.search import cpu_gather
+
+    B, _, C = v.shape[:3]
     heads = inds.shape[1]
-    vflat = heads_last(v, heads)
-    grad_v, grad_pos = np.zeros_like(vflat), _pos_grad(inds, need_pos)
-    with _threads(grad_out.numel() * 8):
-        order, starts = _buckets(inds, heads, T)
-        _kernels().gather_backward(
-            _np(grad_out), vflat, _np(inds), _shape(v, heads), need_pos, order, starts,
-            grad_v, grad_pos,
-        )  # fmt: skip
-    grad_pos_t = torch.from_numpy(grad_pos) if need_pos else None
-    return heads_first(grad_v, B, T, heads, H, W), grad_pos_t
+    g, pos = _np(grad_out), _np(inds)
+    grad_v = np.zeros(v.shape, g.dtype)
+    grad_pos = None
+    with _threads(grad_out.numel()):
+        groups = _channel_groups(B, heads, C // heads)
+        cpu_gather.gather_backward_v(g, pos, groups, grad_v)
+        if need_pos:
+            grad_pos = np.empty((*inds.shape[:-1], 2), g.dtype)
+            cpu_gather.gather_backward_pos(g, _np(v), pos, grad_pos)
+    return torch.from_numpy(grad_v), None if grad_pos is None else torch.from_numpy(grad_pos)
 
 
 def coverage(H: int, W: int, ps: int, stride0: int) -> np.ndarray:
