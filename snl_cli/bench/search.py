@@ -42,6 +42,9 @@ class Size:
     heads: int = 1
     dist: str = "l2"
     offsets: bool = False
+    whole_offsets: bool = False  # offsets rounded to whole pixels, as STAN's
+    gather_c: int = 0  # > 0: also time gather of gather_k matches from a C=gather_c video
+    gather_k: int = 0
     note: str = ""
     search: dict = field(default_factory=dict)
 
@@ -61,6 +64,10 @@ SIZES: dict[str, Size] = {
         HEADLINE,
         Size("stan", C=64, H=120, W=214, ps=1, heads=4, offsets=True,
              note="STAN-like: ps=1, fractional offsets, 4 heads"),
+        Size("stan-int", C=32, H=120, W=214, ps=1, heads=4, topk=20, offsets=True,
+             whole_offsets=True, gather_c=64, gather_k=10,
+             note="STAN's attention at 480p/4: whole-pixel offsets, 4 heads of 8 channels, "
+             "top-20; then gather of the 10 best from 64 value channels"),
         Size("thw/4", H=48, W=48, note="T*H*W scaling"),
         Size("thw*4", T=10, H=136, W=136, note="T*H*W scaling (x3.9)"),
         Size("ws5", ws=5, note="ws^2 scaling"),
@@ -68,7 +75,7 @@ SIZES: dict[str, Size] = {
         Size("tiny", T=2, C=4, H=16, W=16, ws=3, ps=3, topk=4, note="smoke test"),
     ]
 }  # fmt: skip
-DEFAULT_SIZES = ("headline", "stan", "thw/4", "thw*4", "ws5", "ws13")
+DEFAULT_SIZES = ("headline", "stan", "stan-int", "thw/4", "thw*4", "ws5", "ws13")
 THW_SCALING = ("thw/4", "headline", "thw*4")
 WS_SCALING = ("ws5", "headline", "ws13")
 
@@ -94,6 +101,8 @@ def _inputs(size: Size, device: str, dtype: Any, seed: int = 0) -> tuple[Any, An
         wn = min(2 * size.wt + 1, size.T) - 1
         grid = (-(-size.H // stride0), -(-size.W // stride0))
         offsets = 2.5 * torch.randn(size.B, size.T, wn, 2, *grid, generator=gen, dtype=dtype)
+        if size.whole_offsets:
+            offsets = offsets.round()
     return tuple(None if x is None else x.to(device) for x in (q, k, offsets))
 
 
@@ -179,8 +188,13 @@ def measure(backend: str, size: Size, device: str, repeat: int, dtype: str = "fl
     import torch
 
     torch_dtype = getattr(torch, dtype)
-    tiny = replace(SIZES["tiny"], offsets=size.offsets, heads=1, C=size.C // size.heads)
+    tiny = replace(
+        SIZES["tiny"], offsets=size.offsets, whole_offsets=size.whole_offsets, heads=1,
+        C=size.C // size.heads, gather_c=size.gather_c and 2, gather_k=min(size.gather_k, 4),
+    )  # fmt: skip
     _runner(backend, tiny, device, torch_dtype)()  # JIT, caches, thread pools
+    if size.gather_c and backend != BASELINE:
+        _time_gather(backend, tiny, device, torch_dtype, 1)
     run = _runner(backend, size, device, torch_dtype)
     times = []
     if device == "cuda":
@@ -202,12 +216,51 @@ def measure(backend: str, size: Size, device: str, repeat: int, dtype: str = "fl
                 times.append(time.perf_counter() - start)
                 del out
         peak, exact = rss.peak, rss.exact
-    return {
+    result = {
         "time_s": statistics.median(times),
         "times_s": times,
         "peak_mb": peak / 2**20,
         "peak_exact": exact,
     }
+    if size.gather_c and backend != BASELINE:
+        result.update(_time_gather(backend, size, device, torch_dtype, repeat))
+    return result
+
+
+def _time_gather(backend: str, size: Size, device: str, dtype: Any, repeat: int) -> dict:
+    """Median time of gather (no grad) and of gather + its backward to v, for the gather_k
+    best matches of the search of `size` in a video of gather_c channels."""
+    import torch
+
+    from snl_cli.search import gather, shifted_nls
+
+    q, k, offsets = _inputs(size, device, dtype)
+    with torch.no_grad():
+        _, inds = shifted_nls(q, k, offsets, backend=backend, **size.kwargs())
+    inds = inds[..., : size.gather_k, :].contiguous()
+    gen = torch.Generator().manual_seed(1)
+    shape = (size.B, size.T, size.gather_c, size.H, size.W)
+    v = torch.rand(shape, generator=gen, dtype=dtype).to(device)
+
+    def forward() -> None:
+        with torch.no_grad():
+            gather(v, inds, backend=backend)
+
+    def forward_backward() -> None:
+        leaf = v.detach().requires_grad_()
+        gather(leaf, inds, backend=backend).sum().backward()
+
+    times: dict[str, list[float]] = {"gather_s": [], "gather_with_backward_s": []}
+    for _ in range(repeat):
+        for key, run in (("gather_s", forward), ("gather_with_backward_s", forward_backward)):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            run()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(values) for key, values in times.items()}
 
 
 # ---------------------------------------------------------------- parent side

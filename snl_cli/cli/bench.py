@@ -44,8 +44,8 @@ def search(
         list[str] | None,
         typer.Option(
             "--sizes",
-            help="Problems, comma-separated: headline, stan, thw/4, thw*4, ws5, ws13, tiny "
-            "(default: all but tiny).",
+            help="Problems, comma-separated: headline, stan, stan-int, thw/4, thw*4, ws5, ws13, "
+            "tiny (default: all but tiny).",
         ),
     ] = None,
     repeat: Annotated[int, typer.Option(min=1, help="Timed runs per measurement.")] = 3,
@@ -132,6 +132,15 @@ def _render(report: dict[str, Any]) -> None:
             )
         table.add_section()
     out_console.print(table)
+    for case in report["cases"]:
+        for backend, result in case["results"].items():
+            if "gather_s" in result:
+                size = case["size"]
+                out_console.print(
+                    f"{case['name']}: {backend} gather of {size['gather_k']} matches x "
+                    f"{size['gather_c']} channels {_number(1e3 * result['gather_s'], ' ms')}, "
+                    f"with backward {_number(1e3 * result['gather_with_backward_s'], ' ms')}"
+                )
     for backend, growth in report["scaling"].items():
         for key, label in (("thw", "T*H*W"), ("ws2", "ws^2")):
             if growth.get(key):
