@@ -134,8 +134,9 @@ def _bounds(spec: SearchSpec) -> tuple[np.ndarray, np.ndarray, int]:
 
 def _integer_valued(x: Tensor) -> bool:
     """Whether every element of x is a whole number (NaN is not)."""
-    x = x.detach()
-    return bool(torch.equal(x, x.round()))
+    from snl_cli.search import cpu_int
+
+    return bool(cpu_int.whole_numbers(_np(x)))
 
 
 def forward_method(offsets: Tensor | None, spec: SearchSpec) -> str:
@@ -216,6 +217,8 @@ def int_layout(k: Tensor, heads: int, pad: int, s1: int) -> tuple[np.ndarray, in
     Returns:
         kpad, flat; Wp, the length of one padded row (W + 2*pad rounded up to s1).
     """
+    from snl_cli.search import cpu_int
+
     B, T, C, H, W = k.shape
     Wp = -(-(W + 2 * pad) // s1) * s1
     period = 2 * (W - 1)
@@ -223,9 +226,9 @@ def int_layout(k: Tensor, heads: int, pad: int, s1: int) -> tuple[np.ndarray, in
     mirrored = np.where(X > W - 1, period - X, X)
     # phase p of the row first, then the next: X + pad = p + s1 * m
     order = np.arange(Wp).reshape(Wp // s1, s1).T.reshape(-1)
-    cols = torch.from_numpy(mirrored[order])
-    rows = k.detach().reshape(B, T, heads, C // heads, H, W).permute(0, 2, 1, 4, 3, 5)
-    return rows.index_select(-1, cols).numpy().reshape(-1), Wp
+    kpad = np.empty(B * T * C * H * Wp, k.detach().numpy().dtype)
+    cpu_int.pad_key_rows(_np(k), heads, mirrored[order], kpad)
+    return kpad, Wp
 
 
 def _search_forward_int(
@@ -240,14 +243,14 @@ def _search_forward_int(
     clamp, _, pad = _bounds(spec)
     s1 = int(spec.stride1)
     kcol_pad = cpu_int.layout_pad(spec.ws, spec.ps, s1)
-    kpad, Wp = int_layout(k, spec.heads, kcol_pad, s1)
     shape = np.array([B, spec.heads, T, H, W, spec.Ch], dtype=np.int64)
     dists = np.empty((B, spec.heads, T, spec.nH, spec.nW, spec.topk), dtype)
     inds = np.empty((*dists.shape, 3), dtype)
     off = np.zeros((1, 1, 1, 2, 1, 1), dtype) if offsets is None else _np(offsets)
     with _threads(_search_work(spec)):
+        kpad, Wp = int_layout(k, spec.heads, kcol_pad, s1)
         cpu_int.search_forward_int(
-            heads_last(q, spec.heads), kpad, off, offsets is not None, frames, slots, shape,
+            _np(q), kpad, off, offsets is not None, frames, slots, shape,
             spec.ws, spec.ps, spec.stride0, s1, spec.dist == "l2", spec.full_ws, clamp,
             mirror_table(H, pad), mirror_table(W, pad), pad, kcol_pad, Wp, dists, inds,
         )  # fmt: skip

@@ -54,6 +54,31 @@ def layout_pad(ws: int, ps: int, s1: int) -> int:
     return s1 * (ws // 2 + LANES) + ps // 2 + 1
 
 
+@njit(**_JIT)
+def whole_numbers(x: np.ndarray) -> bool:
+    """Whether every element of x (C-contiguous) is a whole number or infinite (not NaN)."""
+    for value in x.reshape(-1):  # noqa: SIM110 (numba compiles loops, not all(generator))
+        if value != np.floor(value):
+            return False
+    return True
+
+
+@njit(**_PAR)
+def pad_key_rows(k: np.ndarray, heads: int, cols: np.ndarray, kpad: np.ndarray) -> None:
+    """kpad (flat) = the key rows of k (B, T, C, H, W) per head, frame, row and channel, each
+    row read through cols (Wp,): the mirrored, phase-split column of each element."""
+    B, T, C, H, _ = k.shape
+    Ch, Wp = C // heads, cols.shape[0]
+    for n in prange(B * heads * T * H):
+        r = n % H
+        f, h, b = (n // H) % T, (n // (H * T)) % heads, n // (H * T * heads)
+        for c in range(Ch):
+            src = k[b, f, h * Ch + c, r]
+            dst = kpad[(n * Ch + c) * Wp : (n * Ch + c + 1) * Wp]
+            for X in range(Wp):
+                dst[X] = src[cols[X]]
+
+
 @njit(inline="always", **_JIT)
 def _rank(keys: np.ndarray, n: int, s: int) -> int:
     """Rank of keys[s] among keys[:n] (ties: the earlier first); keys[n:] padded with +inf
@@ -102,7 +127,7 @@ def _select(keys: np.ndarray, n: int, rank: int) -> float:
 
 @njit(**_PAR)
 def search_forward_int(
-    qflat: np.ndarray,
+    q: np.ndarray,
     kpad: np.ndarray,
     offsets: np.ndarray,
     has_offsets: bool,
@@ -130,7 +155,7 @@ def search_forward_int(
     See the module docstring for the layout and the selection.
 
     Args:
-        qflat: (B*heads*T*H, W*Ch) channels-last query frames (`cpu.heads_last`).
+        q: (B, T, C, H, W) query frames.
         kpad: flat padded key rows (see the module docstring), Wp long, kcol_pad = pad.
         offsets: (B, T, Wn, 2, nH, nW) with integer values, read only when has_offsets.
         frames, slots: (T, Wt) window frames of each t and their offsets slot (-1: t itself).
@@ -167,23 +192,23 @@ def search_forward_int(
         b = n // (nH * T * heads)
         y = i * stride0
         head_row = (b * heads + h) * T
-        qpatch = np.empty(ps * ps * Ch, dtype=qflat.dtype)  # sign * q: key = l2 or -prod
-        keys_all = np.empty(n_vectors * LANES, dtype=qflat.dtype)
-        smallest = np.empty(4 * LANES, dtype=qflat.dtype)
-        keys = np.empty(K, dtype=qflat.dtype)
+        qpatch = np.empty(ps * ps * Ch, dtype=q.dtype)  # sign * q: key = l2 or -prod
+        keys_all = np.empty(n_vectors * LANES, dtype=q.dtype)
+        smallest = np.empty(4 * LANES, dtype=q.dtype)
+        keys = np.empty(K, dtype=q.dtype)
         codes = np.zeros(K, dtype=np.int64)  # valid codes even if NaN keys leave holes
-        hit_keys = np.empty((n_vectors + 1) * LANES, dtype=qflat.dtype)
+        hit_keys = np.empty((n_vectors + 1) * LANES, dtype=q.dtype)
         hit_codes = np.empty(n_vectors * LANES, dtype=np.int64)
         cys = np.empty(Wt, dtype=np.float64)  # window centres, to decode the codes
         cxs = np.empty(Wt, dtype=np.float64)
         for j in range(nW):
             x = j * stride0
             for u in range(ps):
-                ro = (head_row + t) * H + rows[y + u - half + pad]
+                ro = rows[y + u - half + pad]
                 for v in range(ps):
-                    col = cols[x + v - half + pad] * Ch
+                    co = cols[x + v - half + pad]
                     for c in range(Ch):
-                        qpatch[(u * ps + v) * Ch + c] = sign * qflat[ro, col + c]
+                        qpatch[(u * ps + v) * Ch + c] = sign * q[b, t, h * Ch + c, ro, co]
             low0, low1, low2, low3 = vinf(kpad), vinf(kpad), vinf(kpad), vinf(kpad)
             for w in range(Wt):
                 tp, slot = frames[t, w], slots[t, w]
