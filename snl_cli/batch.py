@@ -267,7 +267,8 @@ def run_batch(
     Returns:
         {"folder", "outdir", "shard", "clips": [row per clip], "done", "skipped", "failed",
         "frames", "seconds"}; a row has input, output, status ("done", "skipped",
-        "failed"), reason or error, and for done clips frames, seconds, fps and sigma.
+        "failed"), reason (done, skipped) or error and cause (failed: the one-line message
+        with and without the path), and for done clips frames, seconds, fps and sigma.
 
     Raises:
         InputError: `folder` is not a folder.
@@ -338,9 +339,10 @@ def _one_clip(
             with reporter_cm as reporter:
                 summary = denoise_file(src, out, clip_options, reporter, denoiser=denoiser)
     except SnlError as exc:
-        return {**row, "status": "failed", "error": str(exc)}
+        return {**row, "status": "failed", "error": str(exc), "cause": exc.message}
     except (OSError, RuntimeError, ValueError, MemoryError) as exc:
-        return {**row, "status": "failed", "error": f"{src}: {type(exc).__name__}: {exc}"}
+        cause = f"{type(exc).__name__}: {exc}"
+        return {**row, "status": "failed", "error": f"{src}: {cause}", "cause": cause}
     manifest.record(rel, {
         "input": source,
         "settings": settings,

@@ -97,7 +97,7 @@ def _render(report: dict[str, Any]) -> None:
             column, justify="right" if column in ("frames", "fps", "sigma") else "left"
         )
     for row in report["clips"]:
-        note = row.get("error") or row.get("reason") or ""
+        note = row.get("cause") or row.get("reason") or ""
         table.add_row(
             row["input"],
             row["status"],
