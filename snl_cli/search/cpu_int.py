@@ -117,6 +117,32 @@ def _rank_sort(
 
 
 @njit(inline="always", **_JIT)
+def _insertion_sort(
+    keys: np.ndarray,
+    codes: np.ndarray,
+    n: int,
+    out_keys: np.ndarray,
+    out_codes: np.ndarray,
+) -> None:
+    """`_rank_sort` by insertion into the sorted top-k: O(n K) worst case instead of n^2 /
+    LANES, for when many candidates survive (top-k larger than the lanes' registers hold)."""
+    K = out_keys.shape[0]
+    count = 0
+    for s in range(n):
+        key = keys[s]
+        if count == K and not key < out_keys[K - 1]:
+            continue
+        m = count if count < K else K - 1
+        count = min(count + 1, K)
+        while m > 0 and out_keys[m - 1] > key:
+            out_keys[m] = out_keys[m - 1]
+            out_codes[m] = out_codes[m - 1]
+            m -= 1
+        out_keys[m] = key
+        out_codes[m] = codes[s]
+
+
+@njit(inline="always", **_JIT)
 def _select(keys: np.ndarray, n: int, rank: int) -> float:
     """The finite key of the given rank among keys[:n] (n a multiple of LANES), or +inf."""
     for s in range(n):
@@ -289,7 +315,10 @@ def search_forward_int(
                     hit_keys[n_hits] = keys_all[code]
                     hit_codes[n_hits] = code
                     n_hits += 1
-            _rank_sort(hit_keys, hit_codes, n_hits, keys, codes)
+            if n_hits <= 8 * LANES:
+                _rank_sort(hit_keys, hit_codes, n_hits, keys, codes)
+            else:
+                _insertion_sort(hit_keys, hit_codes, n_hits, keys, codes)
             row_dists, row_inds = dists[b, h, t, i, j], inds[b, h, t, i, j]
             for m in range(K):
                 vec, lane = codes[m] // LANES, codes[m] % LANES

@@ -40,6 +40,8 @@ INT_CASES = [
     Case("int_wide", T=2, H=17, W=17, seed=9, params=dict(ws=17, ps=1, topk=12, stride0=3)),
     # K > 4 * ws: no threshold from the lanes' smallest keys, every candidate is ranked
     Case("int_many", T=3, H=5, W=5, seed=10, params=dict(ws=3, ps=1, topk=20)),
+    # ... or, past 128 candidates, inserted into the top-k
+    Case("int_many_wide", T=3, H=9, W=9, seed=12, params=dict(ws=7, ps=1, topk=30)),
     Case("int_batch", B=2, C=4, T=4, H=6, W=5, seed=11, params=dict(heads=2, ps=1, wt=1)),
 ]
 
