@@ -351,3 +351,17 @@ def test_peak_memory_does_not_grow_with_clip_length(tmp_path: Path) -> None:
     assert peak_long <= 1.3 * peak_short, (peak_short, peak_long)
     assert len(media.video_frames_meta(tmp_path / "long_out.mkv")) == 96
     assert not [p for p in tmp_path.iterdir() if is_temp_name(p.name)]
+
+
+def test_stan_weights_plug_into_the_pipeline(tmp_path: Path) -> None:
+    from snl_cli.model.stan import STAN, STANConfig
+    from snl_cli.model.weights import save_stan
+
+    cfg = STANConfig(channels=(8, 16), heads=2, qk_dim=4, attn_blocks=1, ws=5, topk=4, k_agg=2)
+    weights = tmp_path / "tiny.safetensors"
+    save_stan(STAN(cfg), weights, {"note": "untrained: the output conv is zero, an identity"})
+    src = media.make_clip(tmp_path / "in.mkv", frames=5, size=(64, 48), codec="ffv1")
+    out = tmp_path / "out.mkv"
+    summary = denoise_file(src, out, DenoiseOptions(model="stan", weights=str(weights), sigma=5))
+    assert summary["model"] == "stan" and summary["frames"] == 5
+    assert media.psnr(np.stack(media.decode_rgb(out)), np.stack(media.decode_rgb(src))) > 40

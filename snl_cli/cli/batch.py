@@ -25,6 +25,7 @@ from snl_cli.cli.denoise import (
     ProgressReporter,
     SigmaOpt,
     TileOpt,
+    WeightsOpt,
     denoise_options,
 )
 from snl_cli.console import err_console, out_console
@@ -55,13 +56,14 @@ def batch(
     codec: CodecOpt = None,
     crf: CrfOpt = None,
     preset: PresetOpt = None,
+    weights: WeightsOpt = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Denoise every video and frame folder below FOLDER; finished clips are skipped."""
     options = denoise_options(
         model=model, sigma=sigma, chunk=chunk, overlap=overlap, tile=tile, device=device,
-        codec=codec, crf=crf, preset=preset, overwrite=overwrite,
+        codec=codec, crf=crf, preset=preset, overwrite=overwrite, weights=weights,
     )  # fmt: skip
     from snl_cli.batch import BatchOptions, parse_shard, run_batch
 

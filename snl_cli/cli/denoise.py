@@ -67,6 +67,10 @@ CrfOpt = Annotated[
     int | None, typer.Option("--crf", min=0, help="Encoder quality (lower is better).")
 ]
 PresetOpt = Annotated[str | None, typer.Option("--preset", help="Encoder speed preset.")]
+WeightsOpt = Annotated[
+    Path | None,
+    typer.Option("--weights", help=r"STAN weights file \[default: the ones shipped with snl]."),
+]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
 
@@ -98,6 +102,7 @@ def denoise_options(
     crf: int | None,
     preset: str | None,
     overwrite: bool,
+    weights: Path | None = None,
 ) -> DenoiseOptions:
     """The pipeline's options from the command-line values (usage errors raised here)."""
     from snl_cli.pipeline import DenoiseOptions
@@ -117,6 +122,7 @@ def denoise_options(
         crf=crf,
         preset=preset,
         overwrite=overwrite,
+        weights=None if weights is None else str(weights),
     )
 
 
@@ -132,13 +138,14 @@ def denoise(
     codec: CodecOpt = None,
     crf: CrfOpt = None,
     preset: PresetOpt = None,
+    weights: WeightsOpt = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Denoise one clip; audio, subtitles, timestamps, bit depth and colour are kept."""
     options = denoise_options(
         model=model, sigma=sigma, chunk=chunk, overlap=overlap, tile=tile, device=device,
-        codec=codec, crf=crf, preset=preset, overwrite=overwrite,
+        codec=codec, crf=crf, preset=preset, overwrite=overwrite, weights=weights,
     )  # fmt: skip
     from snl_cli.pipeline import denoise_file
 

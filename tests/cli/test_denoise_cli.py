@@ -275,3 +275,20 @@ def test_usage_errors_exit_2(runner, h264_aac, tmp_path, extra, phrase) -> None:
 def test_cuda_without_a_gpu_is_a_usage_error(runner, h264_aac, tmp_path) -> None:
     result = _denoise(runner, h264_aac, tmp_path / "out.mp4", "--device", "cuda")
     assert result.exit_code == 2 and "no CUDA device" in result.stderr
+
+
+def test_weights_option_runs_stan_and_names_a_missing_file(runner, h264_aac, tmp_path) -> None:
+    from snl_cli.model.stan import STAN, STANConfig
+    from snl_cli.model.weights import save_stan
+
+    cfg = STANConfig(channels=(8, 16), heads=2, qk_dim=4, attn_blocks=1, ws=5, topk=4, k_agg=2)
+    weights = tmp_path / "mine.safetensors"
+    save_stan(STAN(cfg), weights, {"note": "untrained"})
+    args = ["denoise", str(h264_aac), "-o", str(tmp_path / "out.mp4"), "--model", "stan"]
+    result = runner.invoke(app, [*args, "--weights", str(weights), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["model"] == "stan"
+    args[3] = str(tmp_path / "other.mp4")
+    missing = runner.invoke(app, [*args, "--weights", str(tmp_path / "nope.safetensors")])
+    assert missing.exit_code == 1 and "nope.safetensors" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
