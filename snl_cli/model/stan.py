@@ -105,67 +105,81 @@ class ShiftedNLSAttention(nn.Module):
         y = self.norm(x)
         q, k = self.to_qk(y).float().reshape(batch, T, 2, -1, h, w).unbind(2)
         v = self.to_v(y).float().reshape(batch, T, C, h, w)
+        dists = None
         if inds is None:
             with torch.no_grad():
-                _, inds = shifted_nls(
-                    q.detach(), k.detach(), offsets, ws=cfg.ws, wt=cfg.wt, ps=1,
-                    topk=min(cfg.topk, min(2 * cfg.wt + 1, T) * cfg.ws**2), stride0=1,
-                    heads=cfg.heads, backend=backend,
-                )  # fmt: skip
-        out = torch.cat(
-            [
-                self._aggregate(q, k, v, inds, t0, t1, backend)
-                for t0, t1 in _slices(T, torch.is_grad_enabled())
-            ],
-            dim=2,
-        )  # (B, heads, T, Ch, h, w)
+                dists, inds = shifted_nls(
+                    q.detach(),
+                    k.detach(),
+                    offsets,
+                    ws=cfg.ws,
+                    wt=cfg.wt,
+                    ps=1,
+                    topk=min(cfg.topk, min(2 * cfg.wt + 1, T) * cfg.ws**2),
+                    stride0=1,
+                    heads=cfg.heads,
+                    backend=backend,
+                )
+        if torch.is_grad_enabled():
+            # training: distances recomputed through gather so that q and k get gradients
+            out = self._aggregate(q, k, v, inds, None, backend)
+        else:
+            out = torch.cat(
+                [self._aggregate_frame(q, k, v, inds, dists, t, backend) for t in range(T)], 2
+            )
         out = out.transpose(1, 2).reshape(BT, C, h, w).to(x.dtype)
         x = x + self.proj(out)
         return self.ffn(x), inds
 
     def _aggregate(
-        self, q: Tensor, k: Tensor, v: Tensor, inds: Tensor, t0: int, t1: int, backend: str
+        self, q: Tensor, k: Tensor, v: Tensor, inds: Tensor, dists: Tensor | None, backend: str
     ) -> Tensor:
-        """Attention output for query frames [t0, t1): (B, heads, t1-t0, Ch, h, w)."""
+        """Attention output of every query frame of q: (B, heads, T, Ch, h, w).
+
+        q: (B, T, heads*qk, h, w); k, v: the frames inds point into; inds: (B, heads, T, h,
+        w, topk, 3); dists: the search's distances for these inds, or None to recompute.
+        """
         cfg = self.cfg
-        inds = inds[:, :, t0:t1]
-        lo = int(inds[..., 0].min())
-        hi = int(inds[..., 0].max()) + 1
-        shift = inds.new_tensor([lo, 0.0, 0.0])
-        local = inds - shift
-        q_loc = q[:, t0:t1]
-        # queries of [t0, t1) against the key/value frames [lo, hi) they reference
-        k_loc, v_loc = k[:, lo:hi], v[:, lo:hi]
-        if hi - lo != t1 - t0:
-            q_loc = _pad_time(q_loc, t0 - lo, hi - t1)
-            local = _pad_time_inds(local, t0 - lo, hi - t1)
-        dists = match_dists(q_loc, k_loc, local, cfg.heads, backend)
+        if dists is None:
+            dists = match_dists(q, k, inds, cfg.heads, backend)
         k_agg = min(cfg.k_agg, dists.shape[-1])
         dists, order = dists.topk(k_agg, dim=-1, largest=False, sorted=True)
-        chosen = local.gather(-2, order.unsqueeze(-1).expand(*order.shape, 3))
+        chosen = inds.gather(-2, order.unsqueeze(-1).expand(*order.shape, 3))
         scale = self.log_scale.exp().view(1, -1, 1, 1, 1, 1)
-        weights = torch.softmax(-scale * dists, dim=-1)  # (B, heads, T', h, w, k_agg)
-        values = gather(v_loc, chosen, backend=backend)  # (B, heads, T', k_agg, Ch, h, w)
+        weights = torch.softmax(-scale * dists, dim=-1)  # (B, heads, T, h, w, k_agg)
+        values = gather(v, chosen, backend=backend)  # (B, heads, T, k_agg, Ch, h, w)
         weighted = values * weights.permute(0, 1, 2, 5, 3, 4).unsqueeze(4)
-        out = torch.einsum("bhtkcyx,hokc->bhtoyx", weighted, self.mix[:, :, :k_agg])
-        pad_before = t0 - lo
-        return out[:, :, pad_before : pad_before + (t1 - t0)]
+        return torch.einsum("bhtkcyx,hokc->bhtoyx", weighted, self.mix[:, :, :k_agg])
+
+    def _aggregate_frame(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        inds: Tensor,
+        dists: Tensor | None,
+        t: int,
+        backend: str,
+    ) -> Tensor:
+        """Inference, one query frame at a time (bounded memory): the key/value frames it
+        uses are stacked vertically into one tall frame, so the gathers read exactly the
+        matches of frame t. Exact because STAN's match positions are whole pixels."""
+        inds = inds[:, :, t : t + 1]
+        lo = int(inds[..., 0].min())
+        hi = int(inds[..., 0].max()) + 1
+        h = q.shape[-2]
+        frame = inds[..., :1] - lo
+        tall = torch.cat([torch.zeros_like(frame), frame * h + inds[..., 1:2], inds[..., 2:]], -1)
+        part = None if dists is None else dists[:, :, t : t + 1]
+        return self._aggregate(
+            q[:, t : t + 1], _stack(k[:, lo:hi]), _stack(v[:, lo:hi]), tall, part, backend
+        )
 
 
-def _slices(T: int, training: bool) -> list[tuple[int, int]]:
-    """Process attention one query frame at a time in inference to bound memory."""
-    return [(0, T)] if training else [(t, t + 1) for t in range(T)]
-
-
-def _pad_time(x: Tensor, before: int, after: int) -> Tensor:
-    """Repeat edge frames so that query frames line up with the key frames they use."""
-    parts = [x[:, :1]] * before + [x] + [x[:, -1:]] * after
-    return torch.cat(parts, 1)
-
-
-def _pad_time_inds(inds: Tensor, before: int, after: int) -> Tensor:
-    parts = [inds[:, :, :1]] * before + [inds] + [inds[:, :, -1:]] * after
-    return torch.cat(parts, 2)
+def _stack(x: Tensor) -> Tensor:
+    """(B, n, C, h, w) -> (B, 1, C, n*h, w): frames one above the other."""
+    B, n, C, h, w = x.shape
+    return x.transpose(1, 2).reshape(B, 1, C, n * h, w)
 
 
 class STAN(nn.Module):
