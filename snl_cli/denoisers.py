@@ -65,6 +65,14 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def _cuda_ready() -> bool:
+    if not torch.cuda.is_available():
+        return False
+    from snl_cli.search import available_backends
+
+    return "cuda" in available_backends("cuda")
+
+
 def default_model() -> str:
     """ "stan" when the shipped STAN weights are installed, else "nlm"."""
     from snl_cli.model.weights import default_weights_path
