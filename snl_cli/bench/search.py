@@ -295,7 +295,8 @@ def _ratios(results: dict[str, dict]) -> dict[str, dict]:
             continue
         out[name] = {
             "speedup": _ratio(base["time_s"], result["time_s"]),
-            "memory_saving": _ratio(base["peak_mb"], max(result["peak_mb"], PAGE_MB)),
+            # peaks under one page are below what RSS can resolve: floor both at a page
+            "memory_saving": _ratio(max(base["peak_mb"], PAGE_MB), max(result["peak_mb"], PAGE_MB)),
         }
     return out
 
