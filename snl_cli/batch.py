@@ -148,7 +148,7 @@ def fingerprint(path: Path) -> dict[str, Any]:
         files = list_images(path)
         stats = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
         digest = hashlib.sha256(json.dumps(stats).encode())
-        for end in {files[0], files[-1]}:
+        for end in dict.fromkeys((files[0], files[-1])):  # ordered: the same in every process
             digest.update(_edges(end))
         return {
             "size": sum(s[1] for s in stats),

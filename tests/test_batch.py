@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import media
@@ -210,6 +212,20 @@ def test_fingerprint_notices_content_changes(tmp_path: Path) -> None:
     before = fingerprint(folder)
     (folder / "frame1.png").unlink()
     assert fingerprint(folder) != before
+
+
+def test_fingerprint_is_the_same_in_another_process(tree: Path) -> None:
+    script = (
+        "import json, sys; from pathlib import Path; from snl_cli.batch import fingerprint; "
+        "print(json.dumps([fingerprint(Path(p)) for p in sys.argv[1:]]))"
+    )
+    clips = [tree / "frames", tree / "a.mp4"]
+    for seed in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-c", script, *map(str, clips)],
+            capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed},
+        )  # fmt: skip
+        assert json.loads(done.stdout) == [fingerprint(c) for c in clips]
 
 
 def test_bad_folders(tmp_path: Path, tree: Path) -> None:
