@@ -7,7 +7,7 @@ directly for the read-back helpers (decode_rgb, packets, psnr, ...).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import media
@@ -49,6 +49,18 @@ def h264_aac(make_clip: Callable[..., Path]) -> Path:
 def hevc10(make_clip: Callable[..., Path]) -> Path:
     """8 frames of 64x48 10-bit HEVC (yuv420p10le), BT.709 limited range (mkv)."""
     return make_clip("hevc10.mkv", codec="libx265", pix_fmt="yuv420p10le", color=BT709_TV)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread() -> Iterator[None]:
+    """The test tensors are tiny: on a 2-core machine shared with other work, one torch
+    thread runs them up to ~50x faster than two (no thread-pool hand-offs)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

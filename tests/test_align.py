@@ -23,15 +23,6 @@ H, W = 24, 32
 MARGIN = 6  # interior rows/cols away from the edges where new content enters
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one torch thread is ~50x faster than two on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def moving_clip(frames: int = 3, shift: tuple[int, int] = SHIFT, seed: int = 0) -> torch.Tensor:
     """(T, 3, H, W) windows of a smooth random texture; frame t+1(y, x) = frame t(y-2, x+3)."""
     gen = torch.Generator().manual_seed(seed)

@@ -17,15 +17,6 @@ SHIFT = (2, -3)  # (dy, dx) per frame
 INNER = (slice(None), slice(None), slice(16, -16), slice(16, -16))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one torch thread is much faster than two on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def shifted_clip(frames: int = 4, shift: tuple[int, int] = SHIFT, seed: int = 0) -> torch.Tensor:
     """(T, 3, 96, 128) smooth random texture moving by `shift` pixels per frame (wrapping)."""
     gen = torch.Generator().manual_seed(seed)

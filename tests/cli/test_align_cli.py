@@ -16,15 +16,6 @@ from snl_cli.cli import app
 ARGS = ["--backend", "torch", "--ws", "3", "--sigma", "5"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one torch thread is much faster than two on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def moving_frames(tmp_path: Path) -> Path:
     """A folder of 3 PNG frames (32x24) of a texture moving by (2, -3) px per frame."""

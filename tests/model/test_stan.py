@@ -59,7 +59,8 @@ def test_match_dists_against_loops() -> None:
     d = match_dists(q, k, inds.contiguous(), heads=2, backend="torch")
     for h in range(2):
         for t in range(2):
-            want = ((q[0, t, 2 * h : 2 * h + 2, 1, 1] - k[0, 1, 2 * h : 2 * h + 2, 2, 0]) ** 2).sum()
+            ch = slice(2 * h, 2 * h + 2)
+            want = ((q[0, t, ch, 1, 1] - k[0, 1, ch, 2, 0]) ** 2).sum()
             assert d[0, h, t, 1, 1, 0].item() == pytest.approx(want.item())
 
 
