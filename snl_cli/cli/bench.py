@@ -84,9 +84,14 @@ def _progress(total: int, enabled: bool) -> Iterator[Callable[[str], None]]:
     from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
 
     progress = Progress(
-        SpinnerColumn(), "[bold]{task.description}", MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err_console, disable=not enabled, transient=True,
-    )  # fmt: skip
+        SpinnerColumn(),
+        "[bold]{task.description}",
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=not enabled,
+        transient=True,
+    )
     task = progress.add_task("bench search", total=total)
     started = False
 
@@ -227,17 +232,25 @@ def _render_denoise(report: dict[str, Any]) -> None:
             table.add_section()
         previous = key
         table.add_row(
-            row["clip"], f"{row['sigma']:g}", row["method"], f"{row['psnr']:.2f}",
-            f"{row['ssim']:.3f}", _number(row["fps"], digits=2), row["settings"],
-        )  # fmt: skip
+            row["clip"],
+            f"{row['sigma']:g}",
+            row["method"],
+            f"{row['psnr']:.2f}",
+            f"{row['ssim']:.3f}",
+            _number(row["fps"], digits=2),
+            row["settings"],
+        )
     out_console.print(table)
     means = Table(title="Mean over clips", title_justify="left")
     for column in ("σ", "method", "PSNR (dB)", "SSIM", "fps"):
         means.add_column(column, justify="left" if column == "method" else "right")
     for row in report["summary"]:
         means.add_row(
-            f"{row['sigma']:g}", row["method"], f"{row['psnr']:.2f}", f"{row['ssim']:.3f}",
+            f"{row['sigma']:g}",
+            row["method"],
+            f"{row['psnr']:.2f}",
+            f"{row['ssim']:.3f}",
             _number(row["fps"], digits=2),
-        )  # fmt: skip
+        )
     out_console.print(means)
     out_console.print(report["note"])
