@@ -57,7 +57,7 @@ def _query_grid(n: int, stride0: int, device: torch.device, dtype: torch.dtype) 
 def _head_frames(v: Tensor, heads: int) -> Tensor:
     """(B, T, C, H, W) -> (B, heads, C/heads, T, H, W)."""
     B, T, C, H, W = v.shape
-    return v.reshape(B, T, heads, C // heads, H, W).permute(0, 2, 3, 1, 4, 5)
+    return v.reshape(B, T, heads, C // heads, H, W).permute(0, 2, 3, 1, 4, 5).contiguous()
 
 
 def search(q: Tensor, k: Tensor, offsets: Tensor | None, spec: SearchSpec) -> tuple[Tensor, Tensor]:
@@ -72,7 +72,7 @@ def search(q: Tensor, k: Tensor, offsets: Tensor | None, spec: SearchSpec) -> tu
     patch = range(-half, half + 1)
     rows_q = torch.arange(nH, device=dev) * spec.stride0
     cols_q = torch.arange(nW, device=dev) * spec.stride0
-    k_frames = k.permute(0, 2, 1, 3, 4)  # (B, C, T, H, W)
+    k_frames = k.permute(0, 2, 1, 3, 4).contiguous()  # (B, C, T, H, W), reshaped per read
     bad = float("-inf") if spec.largest else float("inf")
 
     all_dists, all_inds = [], []
@@ -167,7 +167,9 @@ def accumulate_flows(fflow: Tensor, bflow: Tensor, wt: int, stride0: int) -> Ten
     qy = _query_grid(nH, stride0, fflow.device, fflow.dtype).view(nH, 1).expand(nH, nW)
     qx = _query_grid(nW, stride0, fflow.device, fflow.dtype).view(1, nW).expand(nH, nW)
     qy, qx = qy.reshape(1, -1).expand(B, -1), qx.reshape(1, -1).expand(B, -1)
-    fwd, bwd = fflow.permute(0, 2, 1, 3, 4), bflow.permute(0, 2, 1, 3, 4)  # (B, 2, T, H, W)
+    # (B, 2, T, H, W), made contiguous once: bilinear() reshapes it on every chain step
+    fwd = fflow.permute(0, 2, 1, 3, 4).contiguous()
+    bwd = bflow.permute(0, 2, 1, 3, 4).contiguous()
     per_t = []
     for t in range(T):
         slots = []
