@@ -19,6 +19,9 @@ included, so it does not depend on sigma; blurring more (2 px) hurts.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 import torch
@@ -65,7 +68,7 @@ def pair_flow(query: Tensor, search: Tensor, *, method: str = "dis", blur: float
     """
     _check_method(method)
     grey = _blur(_to_grey_u8(torch.stack([query, search])), blur)
-    return _as_dydx(_pair_flow(grey[0], grey[1], method))
+    return _pair_flows([grey], method)[0][0][0]
 
 
 def _blur(grey: np.ndarray, blur: float) -> np.ndarray:
@@ -83,16 +86,29 @@ def _check_method(method: str) -> None:
         raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
 
 
-def _clip_flows(video: Tensor, method: str, blur: float) -> tuple[Tensor, Tensor]:
-    """(T, C, H, W) -> fflow, bflow (T, 2, H, W) float32 on the CPU."""
-    T, _, H, W = video.shape
-    grey = _blur(_to_grey_u8(video), blur)
-    fflow = torch.zeros(T, 2, H, W)
-    bflow = torch.zeros(T, 2, H, W)
-    for t in range(T - 1):
-        fflow[t] = _as_dydx(_pair_flow(grey[t], grey[t + 1], method))
-        bflow[t + 1] = _as_dydx(_pair_flow(grey[t + 1], grey[t], method))
-    return fflow, bflow
+MIN_SIZE = 16  # OpenCV's DIS crashes (segfault) below this; such frames get zero flow
+
+
+def _pair_flows(greys: list[np.ndarray], method: str) -> list[tuple[Tensor, Tensor]]:
+    """Forward and backward flows of every clip (each grey (T, H, W) uint8), its frame pairs
+    spread over a thread pool (OpenCV releases the GIL): fflow, bflow (T, 2, H, W) each."""
+    jobs = [(g[t], g[t + 1]) for g in greys for t in range(len(g) - 1)]
+    jobs += [(g[t + 1], g[t]) for g in greys for t in range(len(g) - 1)]
+    if min(greys[0].shape[1:]) < MIN_SIZE:
+        method = "zero"
+    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1) or 1) as pool:
+        flows = iter(pool.map(lambda pair: _as_dydx(_pair_flow(*pair, method)), jobs))
+    out = []
+    for g in greys:
+        T, H, W = g.shape
+        out.append((torch.zeros(T, 2, H, W), torch.zeros(T, 2, H, W)))
+    for (fflow, _), g in zip(out, greys, strict=True):
+        for t in range(len(g) - 1):
+            fflow[t] = next(flows)
+    for (_, bflow), g in zip(out, greys, strict=True):
+        for t in range(len(g) - 1):
+            bflow[t + 1] = next(flows)
+    return out
 
 
 def estimate_flows(
@@ -104,7 +120,8 @@ def estimate_flows(
         video: (T, C, H, W) or (B, T, C, H, W), float in [0, 1] (noisy values outside are
             clipped), C = 1 or 3, any device.
         method: "dis" (default, see the module docstring), "farneback" or "zero"
-            (no motion: turns Shifted-NLS into plain NLS).
+            (no motion: turns Shifted-NLS into plain NLS). Frames under 16 px on a side
+            get zero flow (DIS cannot run on them). Frame pairs run on a thread pool.
         blur: Gaussian pre-blur in pixels before the flow (0 to switch it off).
 
     Returns:
@@ -122,7 +139,7 @@ def estimate_flows(
             f"got shape {tuple(video.shape)}"
         )
     clips = video if video.dim() == 5 else video.unsqueeze(0)
-    pairs = [_clip_flows(clip, method, blur) for clip in clips]
+    pairs = _pair_flows([_blur(_to_grey_u8(clip), blur) for clip in clips], method)
     fflow = torch.stack([p[0] for p in pairs]).to(video.device)
     bflow = torch.stack([p[1] for p in pairs]).to(video.device)
     if video.dim() == 4:

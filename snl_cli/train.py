@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from snl_cli.denoisers import resolve_device
 from snl_cli.errors import InputError, UsageError
 from snl_cli.model.stan import STAN, STANConfig
 from snl_cli.model.weights import save_stan
@@ -52,6 +53,7 @@ class TrainOptions:
     val_crop: int = 192
     bf16: bool = True
     backend: str = "auto"
+    device: str = "cpu"
     architecture: dict = field(default_factory=dict)
 
     def checkpoint_path(self) -> Path:
@@ -181,8 +183,8 @@ def add_noise(clean: Tensor, sigma: Tensor, generator: torch.Generator | None = 
     Args:
         clean: (B, T, 3, H, W) in [0, 1]; sigma: (B,) on the 0-255 scale.
     """
-    noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype)
-    noisy = clean + noise * (sigma.view(-1, 1, 1, 1, 1) / 255)
+    noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype).to(clean.device)
+    noisy = clean + noise * (sigma.to(clean.device).view(-1, 1, 1, 1, 1) / 255)
     return torch.round(noisy.clamp(0, 1) * 255) / 255
 
 
@@ -213,7 +215,7 @@ def run_model(
     model: STAN, noisy: Tensor, flow_fn: FlowFn | None, bf16: bool, backend: str = "auto"
 ) -> Tensor:
     flows = flow_fn(noisy) if flow_fn is not None else None
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(noisy.device.type, dtype=torch.bfloat16, enabled=bf16):
         return model(noisy, flows, backend=backend).float()
 
 
@@ -261,11 +263,13 @@ def evaluate(
     """Mean PSNR (dB) per sigma over the clips, with seeded noise."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     result = {}
     for sigma in sigmas:
         gen = torch.Generator().manual_seed(seed + sigma)
         scores = []
         for clean in clips:
+            clean = clean.to(device)
             noisy = add_noise(clean[None], torch.tensor([float(sigma)]), gen)
             scores.append(psnr(run_model(model, noisy, flow_fn, bf16, backend), clean[None]))
         result[sigma] = float(np.mean(scores))
@@ -310,41 +314,20 @@ def _save_checkpoint(
     tmp.replace(path)
 
 
-def train(
+def _loop(
     opts: TrainOptions,
-    *,
-    flow_fn: FlowFn | str | None = "default",
-    progress: Callable[[TrainState, dict], None] | None = None,
-) -> dict:
-    """Train (or resume) and write the weights + manifest; returns the manifest."""
-    if flow_fn == "default":
-        flow_fn = default_flow_fn()
-    rng = random.Random(opts.seed)
-    torch.manual_seed(opts.seed)
+    model: STAN,
+    optim: torch.optim.Optimizer,
+    sampler: ClipSampler,
+    val_clips: list[Tensor],
+    flow_fn: FlowFn | None,
+    state: TrainState,
+    rng: random.Random,
+    progress: Callable[[TrainState, dict], None] | None,
+) -> None:
+    """Steps until the time budget is spent, validating and checkpointing on the way."""
+    device = next(model.parameters()).device
     ckpt_path = opts.checkpoint_path()
-    resumed = None
-    if ckpt_path.is_file():
-        resumed = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        arch = resumed["architecture"]
-    else:
-        arch = opts.architecture
-    model = STAN(STANConfig.from_dict(arch) if arch else STANConfig())
-    model = model.to(memory_format=torch.channels_last)
-    optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=0.0)
-    state = TrainState()
-    if resumed is not None:
-        model.load_state_dict(resumed["model"])
-        optim.load_state_dict(resumed["optim"])
-        state = TrainState(**resumed["state"])
-        rng.setstate(resumed["python_rng"])
-        torch.set_rng_state(resumed["torch_rng"])
-
-    clips = [load_clip(p) for p in discover_clips(opts.data)] if opts.data else []
-    stills = [img for folder in opts.stills for img in load_stills(Path(folder))]
-    sampler = ClipSampler(clips, stills, opts.frames, opts.crop, rng)
-    val_clips = validation_set(opts.val, opts.val_frames, opts.val_crop) if opts.val else []
-
-    model.train()
     start = time.monotonic()
     base_minutes = state.minutes
     last_ckpt = last_val = time.monotonic()
@@ -352,7 +335,7 @@ def train(
     while state.minutes < opts.minutes:
         for group in optim.param_groups:
             group["lr"] = _lr_at(opts, state.minutes)
-        clean = torch.stack([sampler.sample() for _ in range(opts.batch)])
+        clean = torch.stack([sampler.sample() for _ in range(opts.batch)]).to(device)
         sigma = torch.rand(opts.batch) * opts.sigma_max
         loss = train_step(
             model, optim, clean, add_noise(clean, sigma), flow_fn, opts.bf16, opts.backend
@@ -377,6 +360,49 @@ def train(
             last_ckpt = time.monotonic()
         if progress is not None:
             progress(state, info)
+
+
+def train(
+    opts: TrainOptions,
+    *,
+    flow_fn: FlowFn | str | None = "default",
+    progress: Callable[[TrainState, dict], None] | None = None,
+) -> dict:
+    """Train (or resume) and write the weights + manifest; returns the manifest."""
+    if flow_fn == "default":
+        flow_fn = default_flow_fn()
+    rng = random.Random(opts.seed)
+    torch.manual_seed(opts.seed)
+    ckpt_path = opts.checkpoint_path()
+    resumed = None
+    if ckpt_path.is_file():
+        resumed = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        arch = resumed["architecture"]
+    else:
+        arch = opts.architecture
+    model = STAN(STANConfig.from_dict(arch) if arch else STANConfig())
+    device = resolve_device(opts.device)
+    model = model.to(device, memory_format=torch.channels_last)
+    optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=0.0)
+    state = TrainState()
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optim.load_state_dict(resumed["optim"])
+        state = TrainState(**resumed["state"])
+        rng.setstate(resumed["python_rng"])
+        torch.set_rng_state(resumed["torch_rng"])
+
+    clips = [load_clip(p) for p in discover_clips(opts.data)] if opts.data else []
+    stills = [img for folder in opts.stills for img in load_stills(Path(folder))]
+    sampler = ClipSampler(clips, stills, opts.frames, opts.crop, rng)
+    val_clips = validation_set(opts.val, opts.val_frames, opts.val_crop) if opts.val else []
+
+    model.train()
+    try:
+        _loop(opts, model, optim, sampler, val_clips, flow_fn, state, rng, progress)
+    except KeyboardInterrupt:
+        _save_checkpoint(ckpt_path, model, optim, state, opts, rng)  # resume loses nothing
+        raise
     _save_checkpoint(ckpt_path, model, optim, state, opts, rng)
     final = {}
     if val_clips:

@@ -29,9 +29,10 @@ def patch_database(x: Tensor, ps: int, heads: int) -> Tensor:
 def _positions(t: int, offsets: Tensor | None, spec: SearchSpec, b: int, like: Tensor):
     """Frames (N,), rows and columns (nQ, N) of every candidate of the queries of frame t."""
     ws, s1 = spec.ws, spec.stride1
-    qy = (torch.arange(spec.nH, dtype=like.dtype) * spec.stride0).view(-1, 1)
-    qx = (torch.arange(spec.nW, dtype=like.dtype) * spec.stride0).view(1, -1)
-    cell = (torch.arange(ws, dtype=like.dtype) - ws // 2) * s1
+    on = {"dtype": like.dtype, "device": like.device}
+    qy = (torch.arange(spec.nH, **on) * spec.stride0).view(-1, 1)
+    qx = (torch.arange(spec.nW, **on) * spec.stride0).view(1, -1)
+    cell = (torch.arange(ws, **on) - ws // 2) * s1
     neighbours = spec.neighbours(t)
     frames, rows, cols = [], [], []
     for tp in spec.window(t):
@@ -46,7 +47,7 @@ def _positions(t: int, offsets: Tensor | None, spec: SearchSpec, b: int, like: T
         px = cx.reshape(-1, 1, 1) + cell.view(1, 1, ws)
         rows.append(py.expand(-1, ws, ws).reshape(-1, ws * ws))
         cols.append(px.expand(-1, ws, ws).reshape(-1, ws * ws))
-        frames.append(torch.full((ws * ws,), tp))
+        frames.append(torch.full((ws * ws,), tp, device=like.device))
     return torch.cat(frames), torch.cat(rows, 1), torch.cat(cols, 1)
 
 
@@ -94,8 +95,8 @@ def unfold_search(
     B, T, _, H, W = q.shape
     q_db, k_db = patch_database(q, spec.ps, spec.heads), patch_database(k, spec.ps, spec.heads)
     query_index = (
-        torch.arange(spec.nH).view(-1, 1) * spec.stride0 * W
-        + torch.arange(spec.nW).view(1, -1) * spec.stride0
+        torch.arange(spec.nH, device=q.device).view(-1, 1) * spec.stride0 * W
+        + torch.arange(spec.nW, device=q.device).view(1, -1) * spec.stride0
     ).reshape(-1)
     n_queries = query_index.numel()
     row_bytes = spec.n_candidates * q_db.shape[3] * q.element_size()

@@ -36,6 +36,9 @@ def train(
     checkpoint: Annotated[
         Path | None, typer.Option(help="Checkpoint to write and resume from [default: OUT.ckpt].")
     ] = None,
+    val_minutes: Annotated[
+        float, typer.Option(min=0.01, help="Minutes between validations (PSNR at sigma 20/40).")
+    ] = 10.0,
     channels: Annotated[
         str, typer.Option(help="UNet widths per level, comma-separated.")
     ] = "16,32,64",
@@ -44,6 +47,9 @@ def train(
     bf16: Annotated[bool, typer.Option("--bf16/--no-bf16", help="bfloat16 autocast.")] = True,
     backend: Annotated[
         str, typer.Option(help="Search backend: auto, cpu, emulate, cuda, torch.")
+    ] = "auto",
+    device: Annotated[
+        str, typer.Option(help="Where to train: cpu, cuda or auto (CUDA when available).")
     ] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
@@ -69,8 +75,10 @@ def train(
             lr=lr,
             seed=seed,
             checkpoint=str(checkpoint) if checkpoint else None,
+            val_minutes=val_minutes,
             bf16=bf16,
             backend=backend,
+            device=device,
             architecture={"channels": widths, "heads": heads, "attn_blocks": attn_blocks},
         )
         total = int(minutes * 60)

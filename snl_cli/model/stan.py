@@ -103,8 +103,9 @@ class ShiftedNLSAttention(nn.Module):
         BT, C, h, w = x.shape
         T = BT // batch
         y = self.norm(x)
-        q, k = self.to_qk(y).float().reshape(batch, T, 2, -1, h, w).unbind(2)
-        v = self.to_v(y).float().reshape(batch, T, C, h, w)
+        # standard (not channels-last) layout once here: the search and gathers read it as is
+        q, k = self.to_qk(y).float().contiguous().reshape(batch, T, 2, -1, h, w).unbind(2)
+        v = self.to_v(y).float().contiguous().reshape(batch, T, C, h, w)
         dists = None
         if inds is None:
             with torch.no_grad():
@@ -124,8 +125,13 @@ class ShiftedNLSAttention(nn.Module):
             # training: distances recomputed through gather so that q and k get gradients
             out = self._aggregate(q, k, v, inds, None, backend)
         else:
+            k_tall, v_tall = _stack(k), _stack(v)
             out = torch.cat(
-                [self._aggregate_frame(q, k, v, inds, dists, t, backend) for t in range(T)], 2
+                [
+                    self._aggregate_frame(q, k_tall, v_tall, inds, dists, t, backend)
+                    for t in range(T)
+                ],
+                dim=2,
             )
         out = out.transpose(1, 2).reshape(BT, C, h, w).to(x.dtype)
         x = x + self.proj(out)
@@ -148,38 +154,39 @@ class ShiftedNLSAttention(nn.Module):
         scale = self.log_scale.exp().view(1, -1, 1, 1, 1, 1)
         weights = torch.softmax(-scale * dists, dim=-1)  # (B, heads, T, h, w, k_agg)
         values = gather(v, chosen, backend=backend)  # (B, heads, T, k_agg, Ch, h, w)
+        B, heads, T, _, ch, h, w = values.shape
         weighted = values * weights.permute(0, 1, 2, 5, 3, 4).unsqueeze(4)
-        return torch.einsum("bhtkcyx,hokc->bhtoyx", weighted, self.mix[:, :, :k_agg])
+        # the learned combination across ranks and channels: per head, a (Ch, k_agg*Ch) matrix
+        # times the (k_agg*Ch, h*w) stack of weighted matches (one batched matmul, no copies)
+        mix = self.mix[:, :, :k_agg].reshape(1, heads, 1, ch, k_agg * ch)
+        out = torch.matmul(mix, weighted.reshape(B, heads, T, k_agg * ch, h * w))
+        return out.reshape(B, heads, T, ch, h, w)
 
     def _aggregate_frame(
         self,
         q: Tensor,
-        k: Tensor,
-        v: Tensor,
+        k_tall: Tensor,
+        v_tall: Tensor,
         inds: Tensor,
         dists: Tensor | None,
         t: int,
         backend: str,
     ) -> Tensor:
-        """Inference, one query frame at a time (bounded memory): the key/value frames it
-        uses are stacked vertically into one tall frame, so the gathers read exactly the
-        matches of frame t. Exact because STAN's match positions are whole pixels."""
+        """Inference, one query frame at a time (bounded memory). The clip's key/value frames
+        are stacked vertically into one tall frame (`_stack`), so that frame t's matches are
+        a one-frame gather. Exact because STAN's match positions are whole pixels."""
         inds = inds[:, :, t : t + 1]
-        lo = int(inds[..., 0].min())
-        hi = int(inds[..., 0].max()) + 1
         h = q.shape[-2]
-        frame = inds[..., :1] - lo
+        frame = inds[..., :1]
         tall = torch.cat([torch.zeros_like(frame), frame * h + inds[..., 1:2], inds[..., 2:]], -1)
         part = None if dists is None else dists[:, :, t : t + 1]
-        return self._aggregate(
-            q[:, t : t + 1], _stack(k[:, lo:hi]), _stack(v[:, lo:hi]), tall, part, backend
-        )
+        return self._aggregate(q[:, t : t + 1], k_tall, v_tall, tall, part, backend)
 
 
 def _stack(x: Tensor) -> Tensor:
     """(B, n, C, h, w) -> (B, 1, C, n*h, w): frames one above the other."""
     B, n, C, h, w = x.shape
-    return x.transpose(1, 2).reshape(B, 1, C, n * h, w)
+    return x.transpose(1, 2).reshape(B, 1, C, n * h, w).contiguous()
 
 
 class STAN(nn.Module):
@@ -216,7 +223,8 @@ class STAN(nn.Module):
             return None
         s = self.cfg.scale
         fflow, bflow = (F.avg_pool3d(f, (1, s, s)) / s if s > 1 else f for f in flows)
-        offsets = accumulate_flows(fflow.float(), bflow.float(), self.cfg.wt, backend="torch")
+        chain = "torch" if fflow.is_cpu else backend  # tiny at this scale; the reference is exact
+        offsets = accumulate_flows(fflow.float(), bflow.float(), self.cfg.wt, backend=chain)
         # Whole pixels at the attention resolution (stnls' "int" mode): every candidate is a real
         # feature pixel, and the search reads no bilinear weights.
         return torch.round(offsets)

@@ -107,7 +107,8 @@ def test_cuda_search_matches_reference(gpu: torch.device, params: dict, dtype) -
     fflow = torch.randn(2, 5, 2, 9, 8, generator=gen, dtype=torch.float64)
     bflow = torch.randn(2, 5, 2, 9, 8, generator=gen, dtype=torch.float64)
     wt, stride0 = params.get("wt", 1), params.get("stride0", 1)
-    tol = 1e-9 if dtype == torch.float64 else 1e-4
+    # float32: gradients are summed with atomics in a run-dependent order (seen: 2e-4 apart)
+    tol = 1e-9 if dtype == torch.float64 else 1e-3
     out = {}
     for backend, device in (("cuda", gpu), ("torch", torch.device("cpu"))):
         leaves = [x.to(device, dtype).requires_grad_(True) for x in (q, k, fflow, bflow)]

@@ -12,7 +12,7 @@ from snl_cli.search import BACKENDS, pick_backend
 
 def _device_for(name: str) -> torch.device:
     if name == "cuda" and torch.cuda.is_available():
-        return torch.device("cuda")
+        return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
 
