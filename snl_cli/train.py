@@ -54,6 +54,7 @@ class TrainOptions:
     bf16: bool = True
     backend: str = "auto"
     device: str = "cpu"
+    init: str | None = None
     architecture: dict = field(default_factory=dict)
 
     def checkpoint_path(self) -> Path:
@@ -287,6 +288,7 @@ class TrainState:
     step: int = 0
     minutes: float = 0.0
     history: list[dict] = field(default_factory=list)
+    init: dict | None = None  # the weights fine-tuned from: path, sha256, their scores
 
 
 def _save_checkpoint(
@@ -374,13 +376,17 @@ def train(
     rng = random.Random(opts.seed)
     torch.manual_seed(opts.seed)
     ckpt_path = opts.checkpoint_path()
-    resumed = None
+    resumed = init = None
     if ckpt_path.is_file():
         resumed = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        arch = resumed["architecture"]
+        model = STAN(STANConfig.from_dict(resumed["architecture"]))
+    elif opts.init:
+        from snl_cli.model.weights import load_stan
+
+        model, init = load_stan(opts.init)  # fine-tuning: its architecture, its weights
     else:
         arch = opts.architecture
-    model = STAN(STANConfig.from_dict(arch) if arch else STANConfig())
+        model = STAN(STANConfig.from_dict(arch) if arch else STANConfig())
     device = resolve_device(opts.device)
     model = model.to(device, memory_format=torch.channels_last)
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=0.0)
@@ -391,6 +397,9 @@ def train(
         state = TrainState(**resumed["state"])
         rng.setstate(resumed["python_rng"])
         torch.set_rng_state(resumed["torch_rng"])
+    elif init is not None:
+        keep = ("sha256", "command", "steps", "minutes", "val_psnr")
+        state.init = {"path": opts.init, **{k: init[k] for k in keep if k in init}}
 
     clips = [load_clip(p) for p in discover_clips(opts.data)] if opts.data else []
     stills = [img for folder in opts.stills for img in load_stills(Path(folder))]
@@ -423,5 +432,6 @@ def train(
         "seeded Gaussian noise quantised to 8 bits",
         "history": state.history,
         "noise": f"Gaussian, sigma ~ U[0, {opts.sigma_max}] (0-255 scale), blind",
+        "fine_tuned_from": state.init,
     }
     return save_stan(model, opts.out, manifest)

@@ -36,6 +36,10 @@ def train(
     checkpoint: Annotated[
         Path | None, typer.Option(help="Checkpoint to write and resume from [default: OUT.ckpt].")
     ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Start from these STAN weights (fine-tune; their architecture)."),
+    ] = None,
     val_minutes: Annotated[
         float, typer.Option(min=0.01, help="Minutes between validations (PSNR at sigma 20/40).")
     ] = 10.0,
@@ -76,6 +80,7 @@ def train(
             seed=seed,
             checkpoint=str(checkpoint) if checkpoint else None,
             val_minutes=val_minutes,
+            init=str(init) if init else None,
             bf16=bf16,
             backend=backend,
             device=device,

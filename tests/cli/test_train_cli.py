@@ -1,0 +1,85 @@
+"""`snl train` end to end on generated frame folders: weights + manifest, resume from the
+checkpoint, fine-tuning from weights (--init), and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import media
+import numpy as np
+import pytest
+
+from snl_cli.cli import app
+from snl_cli.model.weights import load_stan, sha256_file
+
+TINY = ["--channels", "8,16,16", "--heads", "2", "--attn-blocks", "1", "--backend", "torch"]
+
+
+def _clip(folder: Path, frames: int = 4, size: tuple[int, int] = (40, 36)) -> Path:
+    folder.mkdir(parents=True)
+    for i in range(frames):
+        media.write_image(folder / f"{i:03d}.png", media.pattern(i, *size))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("train")
+    return _clip(root / "clips" / "a"), _clip(root / "val" / "b", frames=3)
+
+
+def _train(runner, data, out: Path, minutes: float, *extra: str):
+    clips, val = data
+    args = ["train", "--data", str(clips.parent), "--val", str(val), "--out", str(out)]
+    args += ["--minutes", str(minutes), "--crop", "32", "--frames", "3", "--batch", "1"]
+    args += ["--device", "cpu", "--json", *TINY, *extra]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_train_writes_weights_manifest_and_resumes(runner, data, tmp_path) -> None:
+    out = tmp_path / "w.safetensors"
+    first = _train(runner, data, out, 0.03)
+    _, manifest = load_stan(out)
+    assert manifest["sha256"] == sha256_file(out) == first["sha256"]
+    assert manifest["steps"] >= 1 and sorted(manifest["val_psnr"], key=int) == [
+        "10",
+        "20",
+        "30",
+        "40",
+        "50",
+    ]
+    assert manifest["architecture"]["channels"] == [8, 16, 16]
+    assert out.with_suffix(".ckpt").is_file()
+    # the same command with a larger budget continues from the checkpoint
+    second = _train(runner, data, out, 0.06)
+    assert second["steps"] > first["steps"] and second["minutes"] >= 0.06
+    assert second["sha256"] != first["sha256"]
+
+
+def test_init_fine_tunes_from_weights(runner, data, tmp_path) -> None:
+    base = tmp_path / "base.safetensors"
+    _train(runner, data, base, 0.02)
+    tuned = _train(runner, data, tmp_path / "tuned.safetensors", 0.02, "--init", str(base))
+    assert tuned["fine_tuned_from"]["sha256"] == sha256_file(base)
+    model_base, _ = load_stan(base)
+    model_tuned, _ = load_stan(tmp_path / "tuned.safetensors")
+    # the architecture came from the init weights, and training moved them
+    assert model_tuned.cfg.to_dict() == model_base.cfg.to_dict()
+    changed = [
+        not np.array_equal(a.detach().numpy(), b.detach().numpy())
+        for a, b in zip(model_base.parameters(), model_tuned.parameters(), strict=True)
+    ]
+    assert any(changed)
+
+
+def test_missing_data_is_a_one_line_error(runner, tmp_path) -> None:
+    missing = tmp_path / "nope"
+    result = runner.invoke(
+        app, ["train", "--data", str(missing), "--out", str(tmp_path / "w.safetensors")]
+    )
+    assert result.exit_code == 1
+    assert "nope" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "w.safetensors").exists()
