@@ -50,24 +50,28 @@ def info(message: str) -> None:
 class FrameProgress:
     """A Rich progress bar counting frames with fps and ETA, on stderr.
 
-    Use as a context manager; `advance(n)` after each processed batch.
+    Use as a context manager; `advance(n)` after each processed batch. `rate=False` leaves
+    the fps column out (for bars that count something else, such as seconds of training).
     """
 
-    def __init__(self, description: str, total: int | None, enabled: bool = True) -> None:
+    def __init__(
+        self, description: str, total: int | None, enabled: bool = True, rate: bool = True
+    ) -> None:
         self.enabled = enabled
+        rate_column = [TextColumn("{task.fields[fps]} fps")] if rate else []
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TaskProgressColumn(),
-            TextColumn("{task.fields[fps]:>6.1f} fps"),
+            *rate_column,
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=err_console,
             transient=False,
             disable=not enabled,
         )
-        self._task = self._progress.add_task(description, total=total, fps=0.0)
+        self._task = self._progress.add_task(description, total=total, fps=_rate(0.0))
 
     def __enter__(self) -> FrameProgress:
         self._progress.start()
@@ -80,10 +84,15 @@ class FrameProgress:
         task = self._progress.tasks[0]
         elapsed = task.elapsed or 0.0
         fps = (task.completed + n) / elapsed if elapsed > 0 else 0.0
-        self._progress.update(self._task, advance=n, fps=fps, **fields)
+        self._progress.update(self._task, advance=n, fps=_rate(fps), **fields)
 
     def set_description(self, text: str) -> None:
         self._progress.update(self._task, description=text)
+
+
+def _rate(fps: float) -> str:
+    """Frames per second to show: two decimals below 10 (slow CPU runs read 0.25, not 0.2)."""
+    return f"{fps:6.2f}" if fps < 10 else f"{fps:6.1f}"
 
 
 @contextmanager

@@ -87,7 +87,7 @@ def train(
             architecture={"channels": widths, "heads": heads, "attn_blocks": attn_blocks},
         )
         total = int(minutes * 60)
-        with FrameProgress("training", total=total) as bar:
+        with FrameProgress("training", total=total, rate=False) as bar:
             done = [0]
 
             plain_log = not err_console.is_terminal
