@@ -137,17 +137,18 @@ class StanDenoiser:
         self.model = model.to(memory_format=torch.channels_last).eval()
         self.manifest = manifest
         self.device = device
-        # block 1 attends to t±wt; block 2 re-reads features that already did: 2·wt frames
-        self.context = 2 * int(model.cfg.wt)
+        self.context = model.cfg.context
         self.bf16 = bf16_supported(device) if bf16 is None else bf16
 
     def __call__(self, clip: Tensor, sigma: float) -> Tensor:
         from snl_cli.flow import estimate_flows
 
         with torch.inference_mode():
-            fflow, bflow = estimate_flows(clip)
+            flows = None
+            if self.model.cfg.attn_blocks:  # a plain UNet (no attention) needs no motion
+                flows = tuple(f.unsqueeze(0) for f in estimate_flows(clip))
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                out = self.model(clip.unsqueeze(0), (fflow.unsqueeze(0), bflow.unsqueeze(0)))
+                out = self.model(clip.unsqueeze(0), flows)
         return out[0].float().clamp(0, 1)
 
 

@@ -47,7 +47,12 @@ def train(
         str, typer.Option(help="UNet widths per level, comma-separated.")
     ] = "16,32,64",
     heads: Annotated[int, typer.Option(min=1, help="Attention heads.")] = 4,
-    attn_blocks: Annotated[int, typer.Option(min=1, help="Attention blocks (first searches).")] = 2,
+    attn_blocks: Annotated[
+        int, typer.Option(min=0, help="Attention blocks (the first searches; 0: plain UNet).")
+    ] = 2,
+    input_frames: Annotated[
+        int, typer.Option(min=1, help="Frames stacked at the input (odd; 5 = t-2..t+2).")
+    ] = 1,
     bf16: Annotated[bool, typer.Option("--bf16/--no-bf16", help="bfloat16 autocast.")] = True,
     backend: Annotated[
         str, typer.Option(help="Search backend: auto, cpu, emulate, cuda, torch.")
@@ -67,6 +72,8 @@ def train(
             widths = [int(c) for c in channels.split(",")]
         except ValueError:
             raise typer.BadParameter(f"expected integers like 16,32,64, got {channels!r}") from None
+        if input_frames % 2 == 0:
+            raise typer.BadParameter(f"--input-frames: expected an odd number, got {input_frames}")
         opts = TrainOptions(
             data=[str(p) for p in data],
             out=str(out),
@@ -84,7 +91,12 @@ def train(
             bf16=bf16,
             backend=backend,
             device=device,
-            architecture={"channels": widths, "heads": heads, "attn_blocks": attn_blocks},
+            architecture={
+                "channels": widths,
+                "heads": heads,
+                "attn_blocks": attn_blocks,
+                "input_frames": input_frames,
+            },
         )
         total = int(minutes * 60)
         with FrameProgress("training", total=total, rate=False) as bar:

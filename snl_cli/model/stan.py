@@ -34,6 +34,13 @@ class STANConfig:
     wt: int = 1
     topk: int = 20
     k_agg: int = 10
+    input_frames: int = 1  # frames t-r..t+r stacked at the input (early fusion), n = 2r+1
+
+    @property
+    def context(self) -> int:
+        """Frames each side of t that the output at t depends on: the input stack's reach, plus
+        wt per attention block (each block re-reads features that already looked wt away)."""
+        return self.input_frames // 2 + self.attn_blocks * self.wt
 
     def to_dict(self) -> dict:
         return {**asdict(self), "channels": list(self.channels)}
@@ -183,6 +190,20 @@ class ShiftedNLSAttention(nn.Module):
         return self._aggregate(q[:, t : t + 1], k_tall, v_tall, tall, part, backend)
 
 
+def _neighbour_frames(x: Tensor, batch: int, n: int) -> Tensor:
+    """(B*T, C, H, W) -> (B*T, n*C, H, W): frames t-r..t+r side by side in channels (n = 2r+1),
+    the clip's end frames repeated where the window runs past them."""
+    if n == 1:
+        return x
+    BT, C, H, W = x.shape
+    T = BT // batch
+    r = n // 2
+    index = (torch.arange(T).view(-1, 1) + torch.arange(-r, r + 1).view(1, -1)).clamp(0, T - 1)
+    frames = x.reshape(batch, T, C, H, W)[:, index.to(x.device)]  # (B, T, n, C, H, W)
+    out = frames.reshape(BT, n * C, H, W)
+    return out.contiguous(memory_format=torch.channels_last)
+
+
 def _stack(x: Tensor) -> Tensor:
     """(B, n, C, h, w) -> (B, 1, C, n*h, w): frames one above the other."""
     B, n, C, h, w = x.shape
@@ -204,7 +225,9 @@ class STAN(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or STANConfig()
         c = cfg.channels
-        self.inp = nn.Conv2d(3, c[0], 3, padding=1)
+        if cfg.input_frames < 1 or cfg.input_frames % 2 == 0:
+            raise ValueError(f"input_frames: expected an odd number >= 1, got {cfg.input_frames}")
+        self.inp = nn.Conv2d(3 * cfg.input_frames, c[0], 3, padding=1)
         self.enc = nn.ModuleList([ResBlock(ch) for ch in c[:-1]])
         self.downs = nn.ModuleList([down(c[i], c[i + 1]) for i in range(len(c) - 1)])
         self.mid = ResBlock(c[-1])
@@ -250,7 +273,7 @@ class STAN(nn.Module):
         # channels-last convolutions run 1.5-2x faster on CPUs (oneDNN), bf16 or not
         x = x.contiguous(memory_format=torch.channels_last)
         inp = x
-        x = self.act(self.inp(x))
+        x = self.act(self.inp(_neighbour_frames(x, B, self.cfg.input_frames)))
         skips = []
         for enc, dn in zip(self.enc, self.downs, strict=True):
             x = enc(x)

@@ -69,3 +69,26 @@ def test_config_round_trip_and_unknown_keys() -> None:
     assert cfg == SMALL
     with pytest.raises(ValueError, match="unknown"):
         STANConfig.from_dict({"width": 3})
+
+
+def test_plain_unet_with_input_stack_sees_neighbours_only_within_reach() -> None:
+    """attn_blocks=0, input_frames=3: frame t's output depends on frames t-1..t+1 only."""
+    torch.manual_seed(0)
+    cfg = STANConfig(channels=(8, 16), attn_blocks=0, input_frames=3)
+    assert cfg.context == 1
+    model = STAN(cfg).eval()
+    torch.nn.init.normal_(model.out.weight, std=0.1)  # leave the identity start
+    clip = torch.rand(1, 5, 3, 16, 16)
+    base = model(clip)
+    for changed, affected in ((0, {0, 1}), (2, {1, 2, 3}), (4, {3, 4})):
+        other = clip.clone()
+        other[0, changed] = torch.rand(3, 16, 16)
+        diff = (model(other) - base).abs().flatten(2).amax(-1)[0]
+        assert {t for t in range(5) if diff[t] > 0} == affected
+
+
+def test_context_counts_the_input_stack_and_attention() -> None:
+    assert STANConfig().context == 2  # two blocks of wt=1
+    assert STANConfig(input_frames=5, attn_blocks=1).context == 3
+    with pytest.raises(ValueError, match="input_frames"):
+        STAN(STANConfig(input_frames=4))
