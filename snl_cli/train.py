@@ -215,7 +215,8 @@ def default_flow_fn() -> FlowFn:
 def run_model(
     model: STAN, noisy: Tensor, flow_fn: FlowFn | None, bf16: bool, backend: str = "auto"
 ) -> Tensor:
-    flows = flow_fn(noisy) if flow_fn is not None else None
+    needs_motion = flow_fn is not None and model.cfg.attn_blocks > 0
+    flows = flow_fn(noisy) if needs_motion else None
     with torch.autocast(noisy.device.type, dtype=torch.bfloat16, enabled=bf16):
         return model(noisy, flows, backend=backend).float()
 
