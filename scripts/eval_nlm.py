@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from snl_cli.bench.denoise import add_noise
 from snl_cli.console import info, out_console
 from snl_cli.metrics import psnr
 from snl_cli.nlm import NLMSettings, nlm_denoise
@@ -39,14 +40,6 @@ def load(folder: Path, frames: int) -> list[np.ndarray]:
     for frame in read_frames(folder, stop=frames):
         out.append(np.clip(np.rint(frame.rgb * 255.0), 0, 255).astype(np.uint8))
     return out
-
-
-def add_noise(clean: list[np.ndarray], sigma: float, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [
-        np.clip(np.rint(f + rng.normal(0.0, sigma, f.shape)), 0, 255).astype(np.uint8)
-        for f in clean
-    ]
 
 
 def run_nlm(noisy: list[np.ndarray], sigma: float, settings: NLMSettings) -> dict:

@@ -18,18 +18,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-_JIT = dict(cache=True, fastmath=False, nogil=True)
-_PAR = dict(parallel=True, **_JIT)
-
-
-@njit(inline="always", **_JIT)
-def _mirror(i: int, size: int) -> int:
-    """i mirrored into [0, size-1] without repeating the edge, periodic far away."""
-    if 0 <= i < size:
-        return i
-    period = 2 * (size - 1)
-    i = abs(i) % period
-    return period - i if i > size - 1 else i
+from snl_cli.search.cpu_kernels import _JIT, _PAR, _mirror
 
 
 @njit(inline="always", **_JIT)
