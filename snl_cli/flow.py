@@ -30,6 +30,7 @@ from torch import Tensor
 
 METHODS = ("dis", "farneback", "zero")
 BLUR = 1.0
+MIN_SIZE = 16  # OpenCV's DIS crashes (segfault) below this; such frames get zero flow
 _GREY = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights, as cv2.COLOR_RGB2GRAY
 
 
@@ -45,6 +46,8 @@ def _to_grey_u8(video: Tensor) -> np.ndarray:
 
 def _pair_flow(query: np.ndarray, search: np.ndarray, method: str) -> np.ndarray:
     """Flow from each pixel of `query` to its match in `search`, (H, W, 2) as (dx, dy)."""
+    if min(query.shape) < MIN_SIZE:
+        method = "zero"
     if method == "dis":
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         return dis.calc(query, search, None)
@@ -68,7 +71,7 @@ def pair_flow(query: Tensor, search: Tensor, *, method: str = "dis", blur: float
     """
     _check_method(method)
     grey = _blur(_to_grey_u8(torch.stack([query, search])), blur)
-    return _pair_flows([grey], method)[0][0][0]
+    return _as_dydx(_pair_flow(grey[0], grey[1], method))
 
 
 def _blur(grey: np.ndarray, blur: float) -> np.ndarray:
@@ -86,16 +89,11 @@ def _check_method(method: str) -> None:
         raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
 
 
-MIN_SIZE = 16  # OpenCV's DIS crashes (segfault) below this; such frames get zero flow
-
-
 def _pair_flows(greys: list[np.ndarray], method: str) -> list[tuple[Tensor, Tensor]]:
     """Forward and backward flows of every clip (each grey (T, H, W) uint8), its frame pairs
     spread over a thread pool (OpenCV releases the GIL): fflow, bflow (T, 2, H, W) each."""
     jobs = [(g[t], g[t + 1]) for g in greys for t in range(len(g) - 1)]
     jobs += [(g[t + 1], g[t]) for g in greys for t in range(len(g) - 1)]
-    if min(greys[0].shape[1:]) < MIN_SIZE:
-        method = "zero"
     with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1) or 1) as pool:
         flows = iter(pool.map(lambda pair: _as_dydx(_pair_flow(*pair, method)), jobs))
     out = []
