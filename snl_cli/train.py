@@ -385,6 +385,12 @@ def train(
         from snl_cli.model.weights import load_stan
 
         model, init = load_stan(opts.init)  # fine-tuning: its architecture, its weights
+        wanted = opts.architecture.get("input_frames") or model.cfg.input_frames
+        if wanted != model.cfg.input_frames:
+            try:
+                model = model.widen_input(wanted)
+            except ValueError as exc:
+                raise UsageError(f"--input-frames with --init {opts.init}: {exc}") from None
     else:
         arch = opts.architecture
         model = STAN(STANConfig.from_dict(arch) if arch else STANConfig())

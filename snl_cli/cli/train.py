@@ -51,8 +51,13 @@ def train(
         int, typer.Option(min=0, help="Attention blocks (the first searches; 0: plain UNet).")
     ] = 2,
     input_frames: Annotated[
-        int, typer.Option(min=1, help="Frames stacked at the input (odd; 5 = t-2..t+2).")
-    ] = 1,
+        int | None,
+        typer.Option(
+            min=1,
+            help="Frames stacked at the input (odd; 5 = t-2..t+2) [default: 1, or --init's; "
+            "more than --init's widens its input layer, new frames starting at zero weight].",
+        ),
+    ] = None,
     bf16: Annotated[bool, typer.Option("--bf16/--no-bf16", help="bfloat16 autocast.")] = True,
     backend: Annotated[
         str, typer.Option(help="Search backend: auto, cpu, emulate, cuda, torch.")
@@ -72,7 +77,7 @@ def train(
             widths = [int(c) for c in channels.split(",")]
         except ValueError:
             raise typer.BadParameter(f"expected integers like 16,32,64, got {channels!r}") from None
-        if input_frames % 2 == 0:
+        if input_frames is not None and input_frames % 2 == 0:
             raise typer.BadParameter(f"--input-frames: expected an odd number, got {input_frames}")
         opts = TrainOptions(
             data=[str(p) for p in data],
@@ -95,7 +100,7 @@ def train(
                 "channels": widths,
                 "heads": heads,
                 "attn_blocks": attn_blocks,
-                "input_frames": input_frames,
+                "input_frames": input_frames or (None if init else 1),
             },
         )
         total = int(minutes * 60)

@@ -11,6 +11,7 @@ level input).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, fields
 
@@ -239,6 +240,22 @@ class STAN(nn.Module):
         nn.init.zeros_(self.out.weight)  # start as the identity: output = noisy input
         nn.init.zeros_(self.out.bias)
         self.act = nn.LeakyReLU(0.1, inplace=True)
+
+    def widen_input(self, input_frames: int) -> STAN:
+        """A copy that stacks `input_frames` frames at the input, computing what this model
+        computes: the centre frame's input weights are kept and the new neighbours' start at
+        zero (fine-tuning then learns to use them)."""
+        n_old = self.cfg.input_frames
+        if input_frames < n_old or input_frames % 2 == 0:
+            raise ValueError(f"input_frames: expected an odd number >= {n_old}, got {input_frames}")
+        wider = STAN(dataclasses.replace(self.cfg, input_frames=input_frames))
+        state = self.state_dict()
+        weight = state["inp.weight"]  # (c0, 3 * n_old, 3, 3), frames t-r..t+r in order
+        grown = torch.zeros(weight.shape[0], 3 * input_frames, *weight.shape[2:])
+        start = 3 * ((input_frames - n_old) // 2)
+        grown[:, start : start + 3 * n_old] = weight
+        wider.load_state_dict({**state, "inp.weight": grown})
+        return wider
 
     def offsets(self, flows: tuple[Tensor, Tensor] | None, T: int, backend: str) -> Tensor | None:
         """Per-neighbour offsets at the bottleneck from full-resolution flows, rounded."""

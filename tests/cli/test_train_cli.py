@@ -76,6 +76,25 @@ def test_init_fine_tunes_from_weights(runner, data, tmp_path) -> None:
     assert any(changed)
 
 
+def test_init_with_more_input_frames_widens_the_input_layer(runner, data, tmp_path) -> None:
+    base = tmp_path / "base.safetensors"
+    _train(runner, data, base, 0.02)
+    wide = tmp_path / "wide.safetensors"
+    _train(runner, data, wide, 0.02, "--init", str(base), "--input-frames", "3")
+    model_base, _ = load_stan(base)
+    model_wide, _ = load_stan(wide)
+    assert model_wide.cfg.input_frames == 3
+    assert model_wide.cfg.channels == model_base.cfg.channels
+    assert model_wide.inp.weight.shape[1] == 3 * model_base.inp.weight.shape[1]
+    clips, _ = data
+    args = ["train", "--data", str(clips.parent), "--out", str(tmp_path / "narrow.safetensors")]
+    result = runner.invoke(
+        app, [*args, "--init", str(wide), "--input-frames", "1", "--minutes", "0.01"]
+    )
+    assert result.exit_code != 0 and "--input-frames" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_missing_data_is_a_one_line_error(runner, tmp_path) -> None:
     missing = tmp_path / "nope"
     result = runner.invoke(

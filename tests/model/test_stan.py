@@ -92,3 +92,21 @@ def test_context_counts_the_input_stack_and_attention() -> None:
     assert STANConfig(input_frames=5, attn_blocks=1).context == 3
     with pytest.raises(ValueError, match="input_frames"):
         STAN(STANConfig(input_frames=4))
+
+
+def test_widen_input_computes_the_same_then_sees_neighbours() -> None:
+    torch.manual_seed(5)
+    model = STAN(SMALL).eval()
+    torch.nn.init.normal_(model.out.weight, std=0.1)
+    wide = model.widen_input(3).eval()
+    assert wide.cfg.input_frames == 3 and wide.cfg.context == SMALL.context + 1
+    x = torch.rand(1, 4, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x, backend="torch"), model(x, backend="torch"))
+        torch.nn.init.normal_(wide.inp.weight, std=0.1)  # once trained, neighbours count
+        y = x.clone()
+        y[0, 1] = torch.rand(3, 16, 16)
+        changed = (wide(x, backend="torch") - wide(y, backend="torch")).abs().amax((2, 3, 4))
+    assert changed[0, 0] > 1e-4  # frame 0 sees frame 1 through the input stack
+    with pytest.raises(ValueError, match="odd"):
+        model.widen_input(2)
