@@ -22,6 +22,8 @@ from torch import Tensor, nn
 from snl_cli.model.blocks import LayerNorm2d, ResBlock, down, up
 from snl_cli.search import accumulate_flows, gather, shifted_nls
 
+CPU_FUSED = ("auto", "cpu")  # backends under which CPU inference uses the fused kernel
+
 
 @dataclass(frozen=True)
 class STANConfig:
@@ -111,9 +113,13 @@ class ShiftedNLSAttention(nn.Module):
         BT, C, h, w = x.shape
         T = BT // batch
         y = self.norm(x)
+        qk, v = self.to_qk(y), self.to_v(y)
+        fused = not torch.is_grad_enabled() and x.device.type == "cpu" and backend in CPU_FUSED
+        if fused and inds is not None:  # a refining block reads q, k, v as they are
+            out = self._aggregate_fused(qk, v, batch, inds, None)
+            return self._finish(x, out), inds
         # standard (not channels-last) layout once here: the search and gathers read it as is
-        q, k = self.to_qk(y).float().contiguous().reshape(batch, T, 2, -1, h, w).unbind(2)
-        v = self.to_v(y).float().contiguous().reshape(batch, T, C, h, w)
+        q, k = qk.float().contiguous().reshape(batch, T, 2, -1, h, w).unbind(2)
         dists = None
         if inds is None:
             with torch.no_grad():
@@ -129,6 +135,9 @@ class ShiftedNLSAttention(nn.Module):
                     heads=cfg.heads,
                     backend=backend,
                 )
+        if fused:
+            return self._finish(x, self._aggregate_fused(qk, v, batch, inds, dists)), inds
+        v = v.float().contiguous().reshape(batch, T, C, h, w)
         if torch.is_grad_enabled():
             # training: distances recomputed through gather so that q and k get gradients
             out = self._aggregate(q, k, v, inds, None, backend)
@@ -141,9 +150,25 @@ class ShiftedNLSAttention(nn.Module):
                 ],
                 dim=2,
             )
-        out = out.transpose(1, 2).reshape(BT, C, h, w).to(x.dtype)
-        x = x + self.proj(out)
-        return self.ffn(x), inds
+        out = out.transpose(1, 2).reshape(BT, C, h, w)
+        return self._finish(x, out), inds
+
+    def _finish(self, x: Tensor, out: Tensor) -> Tensor:
+        """Residual projection of the attention output (BT, C, h, w), then the FFN."""
+        x = x + self.proj(out.to(x.dtype))
+        return self.ffn(x)
+
+    def _aggregate_fused(
+        self, qk: Tensor, v: Tensor, batch: int, inds: Tensor, dists: Tensor | None
+    ) -> Tensor:
+        """The CPU inference path: `attend_cpu.aggregate` on the projections as they are."""
+        from snl_cli.model import attend_cpu
+
+        split = self.cfg.heads * self.cfg.qk_dim
+        scale = self.log_scale.exp()
+        return attend_cpu.aggregate(
+            qk[:, :split], qk[:, split:], v, inds, dists, scale, self.mix, batch
+        )
 
     def _aggregate(
         self, q: Tensor, k: Tensor, v: Tensor, inds: Tensor, dists: Tensor | None, backend: str

@@ -175,8 +175,10 @@ def accumulate_flows(fflow: Tensor, bflow: Tensor, wt: int, stride0: int) -> Ten
         slots = []
         for tp in spec.neighbours(t):
             flows, step = (fwd, 1) if tp > t else (bwd, -1)
-            y, x = qy, qx
-            for tau in range(t, tp, step):
+            # the first step starts on whole pixels: its bilinear read is the grid's own value
+            first = flows[:, :, t, ::stride0, ::stride0].reshape(B, 2, -1)
+            y, x = qy + first[:, 0], qx + first[:, 1]
+            for tau in range(t + step, tp, step):
                 frame = torch.full_like(qy, tau, dtype=torch.long)
                 delta = bilinear(flows, frame, y, x)
                 y, x = y + delta[:, 0], x + delta[:, 1]

@@ -1,0 +1,146 @@
+"""STAN's attention aggregation at inference on the CPU: one numba kernel per block.
+
+For each query pixel and head the kernel scores the block's matches (or takes the search's
+distances), keeps the k_agg best, softmaxes them and applies the learned rank-and-channel
+combination, reading q, k and v in channels-last layout, where a pixel's channels of one head
+are contiguous. The unfused path (`ShiftedNLSAttention._aggregate`) builds (k_agg, Ch, h, w)
+gathers, distances, weights and a weighted stack per frame and multiplies them in torch; this
+kernel holds nothing but the output. It computes what that path computes, to float32
+rounding: ranks are ordered by distance, ties by match order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numba import njit, prange
+from torch import Tensor
+
+from snl_cli.search.cpu_kernels import _PAR_REASSOC, _mirror
+
+
+@njit(**_PAR_REASSOC)
+def _aggregate_kernel(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    inds: np.ndarray,
+    dists: np.ndarray,
+    scale: np.ndarray,
+    mix: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """out (B*T, h, w, heads*Ch) = the attention output of every query.
+
+    q, k: (B*T, h, w, heads*qk); v: (B*T, h, w, heads*Ch); inds: (B, heads, T, h, w, K, 3)
+    whole-pixel (frame, y, x) positions; dists: (B, heads, T, h, w, K), or shape (0, ...) to
+    compute them from q and k; scale: (heads,); mix: (heads, Ch_out, k_agg * Ch_in).
+    """
+    B, heads, T, h, w, K = inds.shape[:6]
+    Ch = mix.shape[1]
+    k_agg = mix.shape[2] // Ch
+    qk = q.shape[3] // heads
+    recompute = dists.shape[0] == 0
+    for row in prange(B * T * h):
+        y = row % h
+        t = (row // h) % T
+        b = row // (h * T)
+        n = b * T + t
+        d = np.empty(K, np.float32)
+        best = np.empty(k_agg, np.float32)
+        where = np.empty(k_agg, np.int64)
+        stack = np.empty(k_agg * Ch, np.float32)
+        for x in range(w):
+            for hd in range(heads):
+                for j in range(K):
+                    if recompute:
+                        f = b * T + int(inds[b, hd, t, y, x, j, 0])
+                        yy = _mirror(int(inds[b, hd, t, y, x, j, 1]), h)
+                        xx = _mirror(int(inds[b, hd, t, y, x, j, 2]), w)
+                        s = np.float32(0.0)
+                        for c in range(hd * qk, (hd + 1) * qk):
+                            diff = q[n, y, x, c] - k[f, yy, xx, c]
+                            s += diff * diff
+                        d[j] = s
+                    else:
+                        d[j] = dists[b, hd, t, y, x, j]
+                # the k_agg smallest, ascending; a tie keeps the earlier match first
+                count = 0
+                for j in range(K):
+                    dj = d[j]
+                    if count == k_agg and dj >= best[k_agg - 1]:
+                        continue
+                    i = min(count, k_agg - 1)
+                    while i > 0 and best[i - 1] > dj:
+                        best[i] = best[i - 1]
+                        where[i] = where[i - 1]
+                        i -= 1
+                    best[i] = dj
+                    where[i] = j
+                    count = min(count + 1, k_agg)
+                total = np.float32(0.0)
+                nearest = best[0]
+                for r in range(count):
+                    best[r] = np.exp(-scale[hd] * (best[r] - nearest))
+                    total += best[r]
+                # the rank-and-channel combination: Ch dot products of length k_agg * Ch
+                for r in range(count):
+                    j = where[r]
+                    f = b * T + int(inds[b, hd, t, y, x, j, 0])
+                    yy = _mirror(int(inds[b, hd, t, y, x, j, 1]), h)
+                    xx = _mirror(int(inds[b, hd, t, y, x, j, 2]), w)
+                    weight = best[r] / total
+                    for ci in range(Ch):
+                        stack[r * Ch + ci] = weight * v[f, yy, xx, hd * Ch + ci]
+                for co in range(Ch):
+                    s = np.float32(0.0)
+                    for i in range(count * Ch):
+                        s += mix[hd, co, i] * stack[i]
+                    out[n, y, x, hd * Ch + co] = s
+
+
+def channels_last_array(x: Tensor) -> np.ndarray:
+    """(N, C, h, w) tensor -> (N, h, w, C) C-contiguous float32 numpy array (no copy when x
+    is already float32 channels-last)."""
+    return x.permute(0, 2, 3, 1).float().contiguous().numpy()
+
+
+def aggregate(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    inds: Tensor,
+    dists: Tensor | None,
+    scale: Tensor,
+    mix: Tensor,
+    batch: int,
+) -> Tensor:
+    """Attention output of every query, fused (inference only, CPU).
+
+    Args:
+        q, k: (B*T, heads*qk, h, w); v: (B*T, heads*Ch, h, w), any memory format.
+        inds: (B, heads, T, h, w, K, 3) whole-pixel match positions (frame in the clip, y, x).
+        dists: (B, heads, T, h, w, K) distances of those matches, or None to compute them.
+        scale: (heads,) softmax temperature; mix: (heads, Ch, k_agg, Ch) learned combination.
+        batch: B.
+
+    Returns:
+        (B*T, heads*Ch, h, w) float32, channels-last.
+    """
+    BT, C, h, w = v.shape
+    k_agg = min(mix.shape[2], inds.shape[-2])
+    heads, ch = mix.shape[:2]
+    flat_mix = mix[:, :, :k_agg].float().reshape(heads, ch, k_agg * ch).contiguous()
+    out = torch.empty(BT, C, h, w, memory_format=torch.channels_last)
+    no_dists = np.zeros((0, 1, 1, 1, 1, 1), np.float32)
+    _aggregate_kernel(
+        channels_last_array(q),
+        channels_last_array(k),
+        channels_last_array(v),
+        inds.contiguous().numpy(),
+        no_dists if dists is None else dists.float().contiguous().numpy(),
+        scale.float().contiguous().numpy(),
+        flat_mix.numpy(),
+        out.permute(0, 2, 3, 1).numpy(),
+    )
+    return out
