@@ -216,18 +216,12 @@ class ShiftedNLSAttention(nn.Module):
         return self._aggregate(q[:, t : t + 1], k_tall, v_tall, tall, part, backend)
 
 
-def _neighbour_frames(x: Tensor, batch: int, n: int) -> Tensor:
-    """(B*T, C, H, W) -> (B*T, n*C, H, W): frames t-r..t+r side by side in channels (n = 2r+1),
-    the clip's end frames repeated where the window runs past them."""
-    if n == 1:
-        return x
-    BT, C, H, W = x.shape
-    T = BT // batch
+def _neighbour_index(batch: int, T: int, n: int) -> Tensor:
+    """(B*T, n) rows of x (B*T, ...) that frame t's input stack holds: frames t-r..t+r of its
+    clip (n = 2r+1), the clip's end frames repeated where the window runs past them."""
     r = n // 2
     index = (torch.arange(T).view(-1, 1) + torch.arange(-r, r + 1).view(1, -1)).clamp(0, T - 1)
-    frames = x.reshape(batch, T, C, H, W)[:, index.to(x.device)]  # (B, T, n, C, H, W)
-    out = frames.reshape(BT, n * C, H, W)
-    return out.contiguous(memory_format=torch.channels_last)
+    return (index.unsqueeze(0) + T * torch.arange(batch).view(-1, 1, 1)).reshape(batch * T, n)
 
 
 def _stack(x: Tensor) -> Tensor:
@@ -294,6 +288,26 @@ class STAN(nn.Module):
         # feature pixel, and the search reads no bilinear weights.
         return torch.round(offsets)
 
+    def _encode(self, x: Tensor, rows: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Encoder of the frames whose input stacks are x[rows] (len(rows), n): bottleneck
+        features (len(rows), c[-1], H/s, W/s) and the skip tensors."""
+        n, (_, C, H, W) = rows.shape[1], x.shape
+        stacked = x[rows.reshape(-1)].reshape(len(rows), n * C, H, W)
+        y = self.act(self.inp(stacked.contiguous(memory_format=torch.channels_last)))
+        skips = []
+        for enc, dn in zip(self.enc, self.downs, strict=True):
+            y = enc(y)
+            skips.append(y)
+            y = dn(y)
+        return self.mid(y), skips
+
+    def _decode(self, y: Tensor, skips: list[Tensor]) -> Tensor:
+        """Decoder: bottleneck features and skips -> the residual to add to the noisy frames."""
+        for i in reversed(range(len(self.ups))):
+            y = self.ups[i](y)
+            y = self.dec[i](self.fuse[i](torch.cat([y, skips[i]], 1)))
+        return self.out(y)
+
     def forward(
         self, noisy: Tensor, flows: tuple[Tensor, Tensor] | None = None, backend: str = "auto"
     ) -> Tensor:
@@ -314,19 +328,21 @@ class STAN(nn.Module):
             offsets = self.offsets(flows, T, backend)
         # channels-last convolutions run 1.5-2x faster on CPUs (oneDNN), bf16 or not
         x = x.contiguous(memory_format=torch.channels_last)
-        inp = x
-        x = self.act(self.inp(_neighbour_frames(x, B, self.cfg.input_frames)))
-        skips = []
-        for enc, dn in zip(self.enc, self.downs, strict=True):
-            x = enc(x)
-            skips.append(x)
-            x = dn(x)
-        x = self.mid(x)
+        stack = _neighbour_index(B, T, self.cfg.input_frames).to(x.device)  # (B*T, n)
+        # The convolutions see one frame at a time: at inference they run frame by frame, so
+        # that their full-resolution intermediates stay one frame big (a 20-frame 480p window
+        # would otherwise allocate, and fault in, ~0.5 GB per layer); training takes them all.
+        groups = [stack] if torch.is_grad_enabled() else stack.split(1)
+        encoded = [self._encode(x, rows) for rows in groups]
+        bottom = torch.cat([e[0] for e in encoded]) if len(encoded) > 1 else encoded[0][0]
         inds = None
         for block in self.attn:
-            x, inds = block(x, B, offsets, inds, backend)
-        for i in reversed(range(len(self.ups))):
-            x = self.ups[i](x)
-            x = self.dec[i](self.fuse[i](torch.cat([x, skips[i]], 1)))
-        x = inp + self.out(x)
+            bottom, inds = block(bottom, B, offsets, inds, backend)
+        if len(groups) == 1:
+            x = x + self._decode(bottom, encoded[0][1])
+        else:
+            out = torch.empty_like(x)
+            for i, (_, skips) in enumerate(encoded):
+                out[i : i + 1] = x[i : i + 1] + self._decode(bottom[i : i + 1], skips)
+            x = out
         return x[:, :, :H, :W].reshape(B, T, 3, H, W)
