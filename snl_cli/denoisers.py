@@ -146,7 +146,8 @@ class StanDenoiser:
         with torch.inference_mode():
             flows = None
             if self.model.cfg.attn_blocks:  # a plain UNet (no attention) needs no motion
-                flows = tuple(f.unsqueeze(0) for f in estimate_flows(clip))
+                motion = estimate_flows(clip, downscale=self.model.flow_downscale)
+                flows = tuple(f.unsqueeze(0) for f in motion)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 out = self.model(clip.unsqueeze(0), flows)
         return out[0].float().clamp(0, 1)

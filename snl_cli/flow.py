@@ -80,6 +80,15 @@ def _blur(grey: np.ndarray, blur: float) -> np.ndarray:
     return np.stack([cv2.GaussianBlur(frame, (0, 0), blur) for frame in grey])
 
 
+def _shrink(grey: np.ndarray, factor: int) -> np.ndarray:
+    """(T, H, W) uint8 -> (T, ceil(H/factor), ceil(W/factor)) by area averaging."""
+    if factor == 1:
+        return grey
+    T, H, W = grey.shape
+    size = (-(-W // factor), -(-H // factor))  # cv2 takes (width, height)
+    return np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in grey])
+
+
 def _as_dydx(flow_dxdy: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(flow_dxdy[..., ::-1].transpose(2, 0, 1)))
 
@@ -110,7 +119,7 @@ def _pair_flows(greys: list[np.ndarray], method: str) -> list[tuple[Tensor, Tens
 
 
 def estimate_flows(
-    video: Tensor, *, method: str = "dis", blur: float = BLUR
+    video: Tensor, *, method: str = "dis", blur: float = BLUR, downscale: int = 1
 ) -> tuple[Tensor, Tensor]:
     """Forward and backward flows between consecutive frames.
 
@@ -121,6 +130,8 @@ def estimate_flows(
             (no motion: turns Shifted-NLS into plain NLS). Frames under 16 px on a side
             get zero flow (DIS cannot run on them). Frame pairs run on a thread pool.
         blur: Gaussian pre-blur in pixels before the flow (0 to switch it off).
+        downscale: estimate on frames shrunk by this factor (area average after the blur),
+            then resample the flows to full size: DIS at half size costs a quarter.
 
     Returns:
         fflow, bflow: each (T, 2, H, W) or (B, T, 2, H, W) like `video`, float32 on the
@@ -136,10 +147,17 @@ def estimate_flows(
             f"video: expected (T, C, H, W) or (B, T, C, H, W) with C = 1 or 3, "
             f"got shape {tuple(video.shape)}"
         )
+    if downscale < 1:
+        raise ValueError(f"downscale: expected an integer >= 1, got {downscale}")
     clips = video if video.dim() == 5 else video.unsqueeze(0)
-    pairs = _pair_flows([_blur(_to_grey_u8(clip), blur) for clip in clips], method)
-    fflow = torch.stack([p[0] for p in pairs]).to(video.device)
-    bflow = torch.stack([p[1] for p in pairs]).to(video.device)
+    greys = [_shrink(_blur(_to_grey_u8(clip), blur), downscale) for clip in clips]
+    pairs = _pair_flows(greys, method)
+    fflow = torch.stack([p[0] for p in pairs])
+    bflow = torch.stack([p[1] for p in pairs])
+    if downscale > 1:
+        size = tuple(video.shape[-2:])
+        fflow, bflow = resize_flows(fflow, size), resize_flows(bflow, size)
+    fflow, bflow = fflow.to(video.device), bflow.to(video.device)
     if video.dim() == 4:
         return fflow[0], bflow[0]
     return fflow, bflow

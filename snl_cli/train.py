@@ -8,6 +8,7 @@ whole budget) continues where it stopped.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import shlex
@@ -205,11 +206,12 @@ def psnr(a: Tensor, b: Tensor) -> float:
 FlowFn = Callable[[Tensor], tuple[Tensor, Tensor]]
 
 
-def default_flow_fn() -> FlowFn:
-    """Flows on the noisy frames, (B, T, 3, H, W) -> (fflow, bflow) (B, T, 2, H, W)."""
+def default_flow_fn(downscale: int = 1) -> FlowFn:
+    """Flows on the noisy frames, (B, T, 3, H, W) -> (fflow, bflow) (B, T, 2, H, W),
+    estimated on frames shrunk by `downscale` (see `STAN.flow_downscale`)."""
     from snl_cli.flow import estimate_flows
 
-    return estimate_flows
+    return functools.partial(estimate_flows, downscale=downscale)
 
 
 def run_model(
@@ -372,8 +374,6 @@ def train(
     progress: Callable[[TrainState, dict], None] | None = None,
 ) -> dict:
     """Train (or resume) and write the weights + manifest; returns the manifest."""
-    if flow_fn == "default":
-        flow_fn = default_flow_fn()
     rng = random.Random(opts.seed)
     torch.manual_seed(opts.seed)
     ckpt_path = opts.checkpoint_path()
@@ -394,6 +394,8 @@ def train(
     else:
         arch = opts.architecture
         model = STAN(STANConfig.from_dict(arch) if arch else STANConfig())
+    if flow_fn == "default":
+        flow_fn = default_flow_fn(model.flow_downscale)
     device = resolve_device(opts.device)
     model = model.to(device, memory_format=torch.channels_last)
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=0.0)

@@ -32,6 +32,17 @@ def test_recovers_a_known_translation(method: str) -> None:
     assert (bflow[1:][INNER] + want).abs().median() < 0.1
 
 
+def test_downscaled_estimate_is_returned_at_full_size_in_full_size_pixels() -> None:
+    shift = (4, -6)  # even, so that the half-size frames move by whole pixels too
+    fflow, bflow = estimate_flows(shifted_clip(shift=shift), downscale=2)
+    assert fflow.shape == (4, 2, 96, 128)
+    want = torch.tensor(shift, dtype=torch.float32).view(1, 2, 1, 1)
+    assert (fflow[:-1][INNER] - want).abs().median() < 0.25
+    assert (bflow[1:][INNER] + want).abs().median() < 0.25
+    with pytest.raises(ValueError, match="downscale"):
+        estimate_flows(shifted_clip(), downscale=0)
+
+
 def test_convention_ends_are_zero_and_shapes_follow_the_input() -> None:
     video = shifted_clip(frames=3)
     fflow, bflow = estimate_flows(video)

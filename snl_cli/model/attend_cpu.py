@@ -21,8 +21,7 @@ from snl_cli.search.cpu_kernels import _PAR_REASSOC, _mirror
 
 @njit(**_PAR_REASSOC)
 def _aggregate_kernel(
-    q: np.ndarray,
-    k: np.ndarray,
+    qk: np.ndarray,
     v: np.ndarray,
     inds: np.ndarray,
     dists: np.ndarray,
@@ -32,14 +31,15 @@ def _aggregate_kernel(
 ) -> None:
     """out (B*T, h, w, heads*Ch) = the attention output of every query.
 
-    q, k: (B*T, h, w, heads*qk); v: (B*T, h, w, heads*Ch); inds: (B, heads, T, h, w, K, 3)
+    qk: (B*T, h, w, 2*heads*qk), queries then keys; v: (B*T, h, w, heads*Ch); inds: (B, heads, T, h, w, K, 3)
     whole-pixel (frame, y, x) positions; dists: (B, heads, T, h, w, K), or shape (0, ...) to
     compute them from q and k; scale: (heads,); mix: (heads, Ch_out, k_agg * Ch_in).
     """
     B, heads, T, h, w, K = inds.shape[:6]
     Ch = mix.shape[1]
     k_agg = mix.shape[2] // Ch
-    qk = q.shape[3] // heads
+    split = qk.shape[3] // 2
+    dim = split // heads
     recompute = dists.shape[0] == 0
     for row in prange(B * T * h):
         y = row % h
@@ -47,24 +47,30 @@ def _aggregate_kernel(
         b = row // (h * T)
         n = b * T + t
         d = np.empty(K, np.float32)
+        pos = np.empty((K, 3), np.int64)  # (frame row of qk/v, y, x) of each match
         best = np.empty(k_agg, np.float32)
         where = np.empty(k_agg, np.int64)
         stack = np.empty(k_agg * Ch, np.float32)
         for x in range(w):
             for hd in range(heads):
+                match = inds[b, hd, t, y, x]
                 for j in range(K):
-                    if recompute:
-                        f = b * T + int(inds[b, hd, t, y, x, j, 0])
-                        yy = _mirror(int(inds[b, hd, t, y, x, j, 1]), h)
-                        xx = _mirror(int(inds[b, hd, t, y, x, j, 2]), w)
+                    pos[j, 0] = b * T + int(match[j, 0])
+                    pos[j, 1] = _mirror(int(match[j, 1]), h)
+                    pos[j, 2] = _mirror(int(match[j, 2]), w)
+                if recompute:
+                    query = qk[n, y, x, hd * dim : (hd + 1) * dim]
+                    for j in range(K):
+                        key = qk[pos[j, 0], pos[j, 1], pos[j, 2], split + hd * dim :]
                         s = np.float32(0.0)
-                        for c in range(hd * qk, (hd + 1) * qk):
-                            diff = q[n, y, x, c] - k[f, yy, xx, c]
+                        for c in range(dim):
+                            diff = query[c] - key[c]
                             s += diff * diff
                         d[j] = s
-                    else:
-                        d[j] = dists[b, hd, t, y, x, j]
-                # the k_agg smallest, ascending; a tie keeps the earlier match first
+                else:
+                    d[:] = dists[b, hd, t, y, x]
+                # the k_agg smallest, ascending; a tie keeps the earlier match first (sorted
+                # input, as the search's, costs one comparison per match)
                 count = 0
                 for j in range(K):
                     dj = d[j]
@@ -86,12 +92,10 @@ def _aggregate_kernel(
                 # the rank-and-channel combination: Ch dot products of length k_agg * Ch
                 for r in range(count):
                     j = where[r]
-                    f = b * T + int(inds[b, hd, t, y, x, j, 0])
-                    yy = _mirror(int(inds[b, hd, t, y, x, j, 1]), h)
-                    xx = _mirror(int(inds[b, hd, t, y, x, j, 2]), w)
                     weight = best[r] / total
+                    value = v[pos[j, 0], pos[j, 1], pos[j, 2], hd * Ch : (hd + 1) * Ch]
                     for ci in range(Ch):
-                        stack[r * Ch + ci] = weight * v[f, yy, xx, hd * Ch + ci]
+                        stack[r * Ch + ci] = weight * value[ci]
                 for co in range(Ch):
                     s = np.float32(0.0)
                     for i in range(count * Ch):
@@ -102,12 +106,12 @@ def _aggregate_kernel(
 def channels_last_array(x: Tensor) -> np.ndarray:
     """(N, C, h, w) tensor -> (N, h, w, C) C-contiguous float32 numpy array (no copy when x
     is already float32 channels-last)."""
-    return x.permute(0, 2, 3, 1).float().contiguous().numpy()
+    x = x.float().contiguous(memory_format=torch.channels_last)
+    return x.permute(0, 2, 3, 1).numpy()
 
 
 def aggregate(
-    q: Tensor,
-    k: Tensor,
+    qk: Tensor,
     v: Tensor,
     inds: Tensor,
     dists: Tensor | None,
@@ -118,7 +122,8 @@ def aggregate(
     """Attention output of every query, fused (inference only, CPU).
 
     Args:
-        q, k: (B*T, heads*qk, h, w); v: (B*T, heads*Ch, h, w), any memory format.
+        qk: (B*T, 2*heads*qk, h, w), queries then keys; v: (B*T, heads*Ch, h, w); any
+            memory format (channels-last float32 is read in place).
         inds: (B, heads, T, h, w, K, 3) whole-pixel match positions (frame in the clip, y, x).
         dists: (B, heads, T, h, w, K) distances of those matches, or None to compute them.
         scale: (heads,) softmax temperature; mix: (heads, Ch, k_agg, Ch) learned combination.
@@ -134,8 +139,7 @@ def aggregate(
     out = torch.empty(BT, C, h, w, memory_format=torch.channels_last)
     no_dists = np.zeros((0, 1, 1, 1, 1, 1), np.float32)
     _aggregate_kernel(
-        channels_last_array(q),
-        channels_last_array(k),
+        channels_last_array(qk),
         channels_last_array(v),
         inds.contiguous().numpy(),
         no_dists if dists is None else dists.float().contiguous().numpy(),

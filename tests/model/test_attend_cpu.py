@@ -40,7 +40,11 @@ def test_fused_matches_unfused_recomputing_distances(layout) -> None:
     with torch.no_grad():
         want = _unfused(block, qk_map, v, inds, None, B=2)
         got = block._aggregate_fused(
-            qk_map.contiguous(memory_format=layout), v.contiguous(memory_format=layout), 2, inds, None
+            qk_map.contiguous(memory_format=layout),
+            v.contiguous(memory_format=layout),
+            2,
+            inds,
+            None,
         )
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
