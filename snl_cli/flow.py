@@ -84,7 +84,7 @@ def _shrink(grey: np.ndarray, factor: int) -> np.ndarray:
     """(T, H, W) uint8 -> (T, ceil(H/factor), ceil(W/factor)) by area averaging."""
     if factor == 1:
         return grey
-    T, H, W = grey.shape
+    _, H, W = grey.shape
     size = (-(-W // factor), -(-H // factor))  # cv2 takes (width, height)
     return np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in grey])
 
