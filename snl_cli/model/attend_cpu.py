@@ -31,9 +31,10 @@ def _aggregate_kernel(
 ) -> None:
     """out (B*T, h, w, heads*Ch) = the attention output of every query.
 
-    qk: (B*T, h, w, 2*heads*qk), queries then keys; v: (B*T, h, w, heads*Ch); inds: (B,
-    heads, T, h, w, K, 3) whole-pixel (frame, y, x) positions; dists: (B, heads, T, h, w, K), or shape (0, ...) to
-    compute them from q and k; scale: (heads,); mix: (heads, Ch_out, k_agg * Ch_in).
+    qk: (B*T, h, w, 2*heads*qk), queries then keys; v: (B*T, h, w, heads*Ch);
+    inds: (B, heads, T, h, w, K, 3) whole-pixel (frame, y, x) positions;
+    dists: (B, heads, T, h, w, K), or shape (0, ...) to compute them from q and k;
+    scale: (heads,); mix: (heads, Ch_out, k_agg * Ch_in).
     """
     B, heads, T, h, w, K = inds.shape[:6]
     Ch = mix.shape[1]
