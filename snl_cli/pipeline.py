@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from snl_cli.defaults import DEFAULT_CHUNK
 from snl_cli.denoisers import Denoiser, default_model, make_denoiser, resolve_device
 from snl_cli.errors import UsageError
 from snl_cli.noise import SIGMA_RANGE, estimate_sigma, pick_frames
@@ -60,7 +61,7 @@ class DenoiseOptions:
 
     model: str | None = None
     sigma: float | None = None
-    chunk: int = 16
+    chunk: int = DEFAULT_CHUNK
     overlap: int | None = None
     tile: int | None = None
     device: str = "auto"

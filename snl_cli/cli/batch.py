@@ -29,6 +29,7 @@ from snl_cli.cli.denoise import (
     denoise_options,
 )
 from snl_cli.console import err_console, out_console
+from snl_cli.defaults import DEFAULT_CHUNK
 from snl_cli.errors import EXIT_FAILURE
 
 
@@ -49,7 +50,7 @@ def batch(
     ] = None,
     model: ModelOpt = None,
     sigma: SigmaOpt = "auto",
-    chunk: ChunkOpt = 16,
+    chunk: ChunkOpt = DEFAULT_CHUNK,
     overlap: OverlapOpt = None,
     tile: TileOpt = None,
     device: DeviceOpt = Device.auto,

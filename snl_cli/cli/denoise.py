@@ -14,6 +14,7 @@ import typer
 
 from snl_cli.cli.common import cli_errors, emit
 from snl_cli.console import FrameProgress, info, out_console, warn
+from snl_cli.defaults import DEFAULT_CHUNK
 
 if TYPE_CHECKING:
     from snl_cli.pipeline import DenoiseOptions
@@ -131,7 +132,7 @@ def denoise(
     out: Annotated[Path, typer.Option("-o", "--output", help="Output file, or folder for frames.")],
     model: ModelOpt = None,
     sigma: SigmaOpt = "auto",
-    chunk: ChunkOpt = 16,
+    chunk: ChunkOpt = DEFAULT_CHUNK,
     overlap: OverlapOpt = None,
     tile: TileOpt = None,
     device: DeviceOpt = Device.auto,
