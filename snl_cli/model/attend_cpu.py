@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import njit, prange, uint64
 from torch import Tensor
 
 from snl_cli.search.cpu_kernels import _PAR_REASSOC, _mirror
@@ -34,38 +34,49 @@ def _aggregate_kernel(
     qk: (B*T, h, w, 2*heads*qk), queries then keys; v: (B*T, h, w, heads*Ch);
     inds: (B, heads, T, h, w, K, 3) whole-pixel (frame, y, x) positions;
     dists: (B, heads, T, h, w, K), or shape (0, ...) to compute them from q and k;
-    scale: (heads,); mix: (heads, Ch_out, k_agg * Ch_in).
+    scale: (heads,); mix: (heads, Ch_out, k_agg * Ch_in). All C-contiguous.
+
+    The gathers read flat views at uint64 offsets: numba checks signed indices for
+    wraparound on every access (and mixing uint64 with int64 gives float64, hence the casts).
     """
     B, heads, T, h, w, K = inds.shape[:6]
     Ch = mix.shape[1]
     k_agg = mix.shape[2] // Ch
-    split = qk.shape[3] // 2
+    C2, C = qk.shape[3], v.shape[3]
+    split = C2 // 2
     dim = split // heads
     recompute = dists.shape[0] == 0
+    qk_flat, v_flat, mix_flat, out_flat = (
+        qk.reshape(-1),
+        v.reshape(-1),
+        mix.reshape(-1),
+        out.reshape(-1),
+    )
     for row in prange(B * T * h):
         y = row % h
         t = (row // h) % T
         b = row // (h * T)
         n = b * T + t
         d = np.empty(K, np.float32)
-        pos = np.empty((K, 3), np.int64)  # (frame row of qk/v, y, x) of each match
+        pixel = np.empty(K, np.uint64)  # flat pixel index (frame row, y, x) of each match
         best = np.empty(k_agg, np.float32)
         where = np.empty(k_agg, np.int64)
         stack = np.empty(k_agg * Ch, np.float32)
         for x in range(w):
+            here = (n * h + y) * w + x
             for hd in range(heads):
-                match = inds[b, hd, t, y, x]
                 for j in range(K):
-                    pos[j, 0] = b * T + int(match[j, 0])
-                    pos[j, 1] = _mirror(int(match[j, 1]), h)
-                    pos[j, 2] = _mirror(int(match[j, 2]), w)
+                    f = b * T + int(inds[b, hd, t, y, x, j, 0])
+                    yy = _mirror(int(inds[b, hd, t, y, x, j, 1]), h)
+                    xx = _mirror(int(inds[b, hd, t, y, x, j, 2]), w)
+                    pixel[j] = uint64((f * h + yy) * w + xx)
                 if recompute:
-                    query = qk[n, y, x, hd * dim : (hd + 1) * dim]
+                    q0 = uint64(here * C2 + hd * dim)
                     for j in range(K):
-                        key = qk[pos[j, 0], pos[j, 1], pos[j, 2], split + hd * dim :]
+                        k0 = pixel[j] * uint64(C2) + uint64(split + hd * dim)
                         s = np.float32(0.0)
                         for c in range(dim):
-                            diff = query[c] - key[c]
+                            diff = qk_flat[q0 + uint64(c)] - qk_flat[k0 + uint64(c)]
                             s += diff * diff
                         d[j] = s
                 else:
@@ -90,18 +101,18 @@ def _aggregate_kernel(
                 for r in range(count):
                     best[r] = np.exp(-scale[hd] * (best[r] - nearest))
                     total += best[r]
-                # the rank-and-channel combination: Ch dot products of length k_agg * Ch
+                # the rank-and-channel combination: Ch dot products of length count * Ch
                 for r in range(count):
-                    j = where[r]
                     weight = best[r] / total
-                    value = v[pos[j, 0], pos[j, 1], pos[j, 2], hd * Ch : (hd + 1) * Ch]
+                    v0 = pixel[where[r]] * uint64(C) + uint64(hd * Ch)
                     for ci in range(Ch):
-                        stack[r * Ch + ci] = weight * value[ci]
+                        stack[r * Ch + ci] = weight * v_flat[v0 + uint64(ci)]
                 for co in range(Ch):
+                    m0 = uint64((hd * Ch + co) * k_agg * Ch)
                     s = np.float32(0.0)
                     for i in range(count * Ch):
-                        s += mix[hd, co, i] * stack[i]
-                    out[n, y, x, hd * Ch + co] = s
+                        s += mix_flat[m0 + uint64(i)] * stack[i]
+                    out_flat[here * C + hd * Ch + co] = s
 
 
 def channels_last_array(x: Tensor) -> np.ndarray:
