@@ -142,8 +142,9 @@ class StanDenoiser:
 
     def __call__(self, clip: Tensor, sigma: float) -> Tensor:
         from snl_cli.flow import estimate_flows
+        from snl_cli.heap import roomy_heap
 
-        with torch.inference_mode():
+        with torch.inference_mode(), roomy_heap():
             flows = None
             if self.model.cfg.attn_blocks:  # a plain UNet (no attention) needs no motion
                 motion = estimate_flows(clip, downscale=self.model.flow_downscale)

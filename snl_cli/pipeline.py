@@ -16,11 +16,9 @@ fits in the memory that a tile needs.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import math
 import os
-import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -35,12 +33,12 @@ from torch import Tensor
 from snl_cli.defaults import DEFAULT_CHUNK
 from snl_cli.denoisers import Denoiser, default_model, make_denoiser, resolve_device
 from snl_cli.errors import UsageError
+from snl_cli.heap import steady_heap
 from snl_cli.noise import SIGMA_RANGE, estimate_sigma, pick_frames
 from snl_cli.video import ClipInfo, Frame, VideoWriter, check_output_path, probe, read_frames
 
 MIN_TILE = 64
 MEMORY_SHARE = 0.5  # of the memory available when the run starts, for auto tiles
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 
 
 @dataclass(frozen=True)
@@ -199,23 +197,6 @@ def denoise_file(
     summary["seconds"] = round(seconds, 3)
     summary["fps"] = round(summary["frames"] / seconds, 3) if seconds > 0 else None
     return summary
-
-
-def steady_heap() -> None:
-    """Keep glibc from growing the heap with every frame (a no-op elsewhere).
-
-    glibc raises its mmap threshold each time a large block is freed, after which frame-sized
-    arrays come from the heap, which fragments: measured on a 640x360 clip, peak RSS grew
-    from 390 to 720 MB between frame 12 and 96. A fixed 1 MiB threshold (frames then go
-    straight to mmap and back) keeps it flat at ~380 MB.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
-    except (OSError, AttributeError):
-        pass  # not glibc (musl, ...): nothing to tune
 
 
 def _pick_sigma(
