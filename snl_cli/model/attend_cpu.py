@@ -52,10 +52,11 @@ def _aggregate_kernel(
         mix.reshape(-1),
         out.reshape(-1),
     )
-    for row in prange(B * T * h):
-        y = row % h
-        t = (row // h) % T
-        b = row // (h * T)
+    for task in prange(heads * B * T * h):  # heads outermost: a head's keys and values
+        y = task % h  # are 1/heads of the data, so a row's windows stay in cache
+        t = (task // h) % T
+        b = (task // (h * T)) % B
+        hd = task // (h * T * B)
         n = b * T + t
         d = np.empty(K, np.float32)
         pixel = np.empty(K, np.uint64)  # flat pixel index (frame row, y, x) of each match
@@ -64,55 +65,54 @@ def _aggregate_kernel(
         stack = np.empty(k_agg * Ch, np.float32)
         for x in range(w):
             here = (n * h + y) * w + x
-            for hd in range(heads):
+            for j in range(K):
+                f = b * T + int(inds[b, hd, t, y, x, j, 0])
+                yy = _mirror(int(inds[b, hd, t, y, x, j, 1]), h)
+                xx = _mirror(int(inds[b, hd, t, y, x, j, 2]), w)
+                pixel[j] = uint64((f * h + yy) * w + xx)
+            if recompute:
+                q0 = uint64(here * C2 + hd * dim)
                 for j in range(K):
-                    f = b * T + int(inds[b, hd, t, y, x, j, 0])
-                    yy = _mirror(int(inds[b, hd, t, y, x, j, 1]), h)
-                    xx = _mirror(int(inds[b, hd, t, y, x, j, 2]), w)
-                    pixel[j] = uint64((f * h + yy) * w + xx)
-                if recompute:
-                    q0 = uint64(here * C2 + hd * dim)
-                    for j in range(K):
-                        k0 = pixel[j] * uint64(C2) + uint64(split + hd * dim)
-                        s = np.float32(0.0)
-                        for c in range(dim):
-                            diff = qk_flat[q0 + uint64(c)] - qk_flat[k0 + uint64(c)]
-                            s += diff * diff
-                        d[j] = s
-                else:
-                    d[:] = dists[b, hd, t, y, x]
-                # the k_agg smallest, ascending; a tie keeps the earlier match first (sorted
-                # input, as the search's, costs one comparison per match)
-                count = 0
-                for j in range(K):
-                    dj = d[j]
-                    if count == k_agg and dj >= best[k_agg - 1]:
-                        continue
-                    i = min(count, k_agg - 1)
-                    while i > 0 and best[i - 1] > dj:
-                        best[i] = best[i - 1]
-                        where[i] = where[i - 1]
-                        i -= 1
-                    best[i] = dj
-                    where[i] = j
-                    count = min(count + 1, k_agg)
-                total = np.float32(0.0)
-                nearest = best[0]
-                for r in range(count):
-                    best[r] = np.exp(-scale[hd] * (best[r] - nearest))
-                    total += best[r]
-                # the rank-and-channel combination: Ch dot products of length count * Ch
-                for r in range(count):
-                    weight = best[r] / total
-                    v0 = pixel[where[r]] * uint64(C) + uint64(hd * Ch)
-                    for ci in range(Ch):
-                        stack[r * Ch + ci] = weight * v_flat[v0 + uint64(ci)]
-                for co in range(Ch):
-                    m0 = uint64((hd * Ch + co) * k_agg * Ch)
+                    k0 = pixel[j] * uint64(C2) + uint64(split + hd * dim)
                     s = np.float32(0.0)
-                    for i in range(count * Ch):
-                        s += mix_flat[m0 + uint64(i)] * stack[i]
-                    out_flat[here * C + hd * Ch + co] = s
+                    for c in range(dim):
+                        diff = qk_flat[q0 + uint64(c)] - qk_flat[k0 + uint64(c)]
+                        s += diff * diff
+                    d[j] = s
+            else:
+                d[:] = dists[b, hd, t, y, x]
+            # the k_agg smallest, ascending; a tie keeps the earlier match first (sorted
+            # input, as the search's, costs one comparison per match)
+            count = 0
+            for j in range(K):
+                dj = d[j]
+                if count == k_agg and dj >= best[k_agg - 1]:
+                    continue
+                i = min(count, k_agg - 1)
+                while i > 0 and best[i - 1] > dj:
+                    best[i] = best[i - 1]
+                    where[i] = where[i - 1]
+                    i -= 1
+                best[i] = dj
+                where[i] = j
+                count = min(count + 1, k_agg)
+            total = np.float32(0.0)
+            nearest = best[0]
+            for r in range(count):
+                best[r] = np.exp(-scale[hd] * (best[r] - nearest))
+                total += best[r]
+            # the rank-and-channel combination: Ch dot products of length count * Ch
+            for r in range(count):
+                weight = best[r] / total
+                v0 = pixel[where[r]] * uint64(C) + uint64(hd * Ch)
+                for ci in range(Ch):
+                    stack[r * Ch + ci] = weight * v_flat[v0 + uint64(ci)]
+            for co in range(Ch):
+                m0 = uint64((hd * Ch + co) * k_agg * Ch)
+                s = np.float32(0.0)
+                for i in range(count * Ch):
+                    s += mix_flat[m0 + uint64(i)] * stack[i]
+                out_flat[here * C + hd * Ch + co] = s
 
 
 def channels_last_array(x: Tensor) -> np.ndarray:
