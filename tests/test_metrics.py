@@ -37,3 +37,25 @@ def test_ssim_of_a_constant_shift_matches_the_luminance_term() -> None:
     c1 = (0.01 * 255) ** 2
     want = (2 * 100 * 120 + c1) / (100**2 + 120**2 + c1)
     assert ssim([x], [y]) == pytest.approx(want)
+
+
+def test_ssim_matches_a_direct_2d_window_computation() -> None:
+    """Against a plain float64 loop over every valid 11x11 window (no separable filtering)."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (16, 18, 2)).astype(np.float64)
+    y = np.clip(x + rng.normal(0, 25, x.shape), 0, 255)
+    coords = np.arange(11) - 5
+    g = np.exp(-(coords**2) / (2 * 1.5**2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    values = []
+    for c in range(2):
+        for i in range(16 - 10):
+            for j in range(18 - 10):
+                px, py = x[i : i + 11, j : j + 11, c], y[i : i + 11, j : j + 11, c]
+                mx, my = (w * px).sum(), (w * py).sum()
+                vx, vy = (w * px * px).sum() - mx**2, (w * py * py).sum() - my**2
+                cov = (w * px * py).sum() - mx * my
+                num = (2 * mx * my + c1) * (2 * cov + c2)
+                values.append(num / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
+    assert ssim([x], [y]) == pytest.approx(float(np.mean(values)), rel=1e-12)
