@@ -129,7 +129,6 @@ def aggregate(
     dists: Tensor | None,
     scale: Tensor,
     mix: Tensor,
-    batch: int,
 ) -> Tensor:
     """Attention output of every query, fused (inference only, CPU).
 
@@ -139,7 +138,6 @@ def aggregate(
         inds: (B, heads, T, h, w, K, 3) whole-pixel match positions (frame in the clip, y, x).
         dists: (B, heads, T, h, w, K) distances of those matches, or None to compute them.
         scale: (heads,) softmax temperature; mix: (heads, Ch, k_agg, Ch) learned combination.
-        batch: B.
 
     Returns:
         (B*T, heads*Ch, h, w) float32, channels-last.

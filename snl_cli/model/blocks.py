@@ -40,8 +40,7 @@ class ResBlock(nn.Module):
         self.act = nn.LeakyReLU(0.1, inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.conv2(self.act(self.conv1(x)))
-        return y.add_(x) if y.dtype == x.dtype else x + y  # in place: one frame-sized buffer less
+        return x + self.conv2(self.act(self.conv1(x)))
 
 
 def down(c_in: int, c_out: int) -> nn.Module:

@@ -116,7 +116,7 @@ class ShiftedNLSAttention(nn.Module):
         qk, v = self.to_qk(y), self.to_v(y)
         fused = not torch.is_grad_enabled() and x.device.type == "cpu" and backend in CPU_FUSED
         if fused and inds is not None:  # a refining block reads q, k, v as they are
-            out = self._aggregate_fused(qk, v, batch, inds, None)
+            out = self._aggregate_fused(qk, v, inds, None)
             return self._finish(x, out), inds
         # standard (not channels-last) layout once here: the search and gathers read it as is
         q, k = qk.float().contiguous().reshape(batch, T, 2, -1, h, w).unbind(2)
@@ -136,7 +136,7 @@ class ShiftedNLSAttention(nn.Module):
                     backend=backend,
                 )
         if fused:
-            return self._finish(x, self._aggregate_fused(qk, v, batch, inds, dists)), inds
+            return self._finish(x, self._aggregate_fused(qk, v, inds, dists)), inds
         v = v.float().contiguous().reshape(batch, T, C, h, w)
         if torch.is_grad_enabled():
             # training: distances recomputed through gather so that q and k get gradients
@@ -158,14 +158,12 @@ class ShiftedNLSAttention(nn.Module):
         x = x + self.proj(out.to(x.dtype))
         return self.ffn(x)
 
-    def _aggregate_fused(
-        self, qk: Tensor, v: Tensor, batch: int, inds: Tensor, dists: Tensor | None
-    ) -> Tensor:
+    def _aggregate_fused(self, qk: Tensor, v: Tensor, inds: Tensor, dists: Tensor | None) -> Tensor:
         """The CPU inference path: `attend_cpu.aggregate` on the projections as they are."""
         from snl_cli.model import attend_cpu
 
         scale = self.log_scale.exp()
-        return attend_cpu.aggregate(qk, v, inds, dists, scale, self.mix, batch)
+        return attend_cpu.aggregate(qk, v, inds, dists, scale, self.mix)
 
     def _aggregate(
         self, q: Tensor, k: Tensor, v: Tensor, inds: Tensor, dists: Tensor | None, backend: str

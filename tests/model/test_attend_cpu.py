@@ -42,7 +42,6 @@ def test_fused_matches_unfused_recomputing_distances(layout) -> None:
         got = block._aggregate_fused(
             qk_map.contiguous(memory_format=layout),
             v.contiguous(memory_format=layout),
-            2,
             inds,
             None,
         )
@@ -54,7 +53,7 @@ def test_fused_matches_unfused_with_given_distances() -> None:
     dists = torch.rand(*inds.shape[:-1], generator=torch.Generator().manual_seed(9)) * 4
     with torch.no_grad():
         want = _unfused(block, qk_map, v, inds, dists, B=2)
-        got = block._aggregate_fused(qk_map, v, 2, inds, dists)
+        got = block._aggregate_fused(qk_map, v, inds, dists)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
@@ -62,7 +61,7 @@ def test_fused_against_float64_loops() -> None:
     """A brute-force float64 evaluation of one query: rank, softmax, mix."""
     block, qk_map, v, inds = _block_inputs(B=1, T=2, h=5, w=6, seed=2)
     with torch.no_grad():
-        got = block._aggregate_fused(qk_map, v, 1, inds, None)
+        got = block._aggregate_fused(qk_map, v, inds, None)
     heads, qk, ch, k_agg = CFG.heads, CFG.qk_dim, 8, CFG.k_agg
     q64, v64 = qk_map.double(), v.double()
     mix = block.mix.detach().double()
