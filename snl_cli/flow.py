@@ -130,8 +130,9 @@ def estimate_flows(
             (no motion: turns Shifted-NLS into plain NLS). Frames under 16 px on a side
             get zero flow (DIS cannot run on them). Frame pairs run on a thread pool.
         blur: Gaussian pre-blur in pixels before the flow (0 to switch it off).
-        downscale: estimate on frames shrunk by this factor (area average after the blur),
-            then resample the flows to full size: DIS at half size costs a quarter.
+        downscale: estimate on frames shrunk by up to this factor (area average after the
+            blur), then resample the flows to full size: DIS at half size costs a quarter.
+            Frames are not shrunk below 16 px on a side, so small ones keep a real flow.
 
     Returns:
         fflow, bflow: each (T, 2, H, W) or (B, T, 2, H, W) like `video`, float32 on the
@@ -150,6 +151,7 @@ def estimate_flows(
     if downscale < 1:
         raise ValueError(f"downscale: expected an integer >= 1, got {downscale}")
     clips = video if video.dim() == 5 else video.unsqueeze(0)
+    downscale = max(1, min(downscale, min(video.shape[-2:]) // MIN_SIZE))
     greys = [_shrink(_blur(_to_grey_u8(clip), blur), downscale) for clip in clips]
     pairs = _pair_flows(greys, method)
     fflow = torch.stack([p[0] for p in pairs])

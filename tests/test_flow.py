@@ -43,6 +43,14 @@ def test_downscaled_estimate_is_returned_at_full_size_in_full_size_pixels() -> N
         estimate_flows(shifted_clip(), downscale=0)
 
 
+def test_downscale_stops_at_the_smallest_size_dis_can_take() -> None:
+    """96 px frames shrink by 6 at most (16 px), not to zero flow: asking for 16 gives 6."""
+    clip = shifted_clip(shift=(6, -6))
+    capped = estimate_flows(clip, downscale=16)
+    torch.testing.assert_close(capped, estimate_flows(clip, downscale=6), rtol=0, atol=0)
+    assert capped[0][:-1][INNER].abs().median() > 3  # a real flow, not the zero fallback
+
+
 def test_convention_ends_are_zero_and_shapes_follow_the_input() -> None:
     video = shifted_clip(frames=3)
     fflow, bflow = estimate_flows(video)
