@@ -41,12 +41,28 @@ class DenoiseBench:
     weights: str | None = None
 
     def check(self) -> None:
-        unknown = [m for m in self.methods if m not in SNL_METHODS and m not in PEERS]
+        unknown = [m for m in self.methods if _snl_method(m) is None and m not in PEERS]
         if unknown:
             known = ", ".join([*SNL_METHODS, *PEERS])
-            raise UsageError(f"--methods: unknown {', '.join(unknown)}; choose from {known}")
+            raise UsageError(
+                f"--methods: unknown {', '.join(unknown)}; choose from {known}, "
+                "or stan:WEIGHTS for STAN with other weights"
+            )
+        for method in self.methods:
+            weights = (_snl_method(method) or ("", None))[1]
+            if weights is not None and not Path(weights).is_file():
+                raise InputError("no such weights file", weights)
         if self.frames < 2:
             raise UsageError(f"--frames: expected at least 2, got {self.frames}")
+
+
+def _snl_method(method: str) -> tuple[str, str | None] | None:
+    """(model, weights) of an snl method: "stan", "nlm", or "stan:PATH" (STAN with the weights
+    at PATH, so that two sets of weights can be measured side by side); None for other names."""
+    if method in SNL_METHODS:
+        return method, None
+    name, sep, path = method.partition(":")
+    return (name, path) if name == "stan" and sep and path else None
 
 
 def expand_clips(paths: list[Path]) -> list[Path]:
@@ -168,14 +184,18 @@ def _measure(
     sigma: float,
     bench: DenoiseBench,
 ) -> dict[str, Any]:
-    if method in SNL_METHODS:
-        out_path = noisy_path.with_name(f"{noisy_path.stem}-{method}.mkv")
-        frames, fps, summary = _run_snl(method, noisy_path, out_path, sigma, bench.weights)
+    snl = _snl_method(method)
+    if snl is not None:
+        model, weights = snl
+        out_path = noisy_path.with_name(f"{noisy_path.stem}-{zlib.crc32(method.encode()):08x}.mkv")
+        frames, fps, summary = _run_snl(
+            model, noisy_path, out_path, sigma, weights or bench.weights
+        )
         settings = f"sigma={summary['sigma']} ({summary['sigma_source']})"
-        if method == "stan":
-            settings = "blind"
+        if model == "stan":
+            settings = f"blind, {Path(weights).name}" if weights else "blind"
         return {
-            "method": method,
+            "method": f"stan:{Path(weights).stem}" if weights else method,
             "psnr": psnr(frames, clean),
             "ssim": ssim(frames, clean),
             "fps": fps,

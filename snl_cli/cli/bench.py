@@ -173,7 +173,8 @@ def denoise(
         typer.Option(
             "--methods",
             help="stan, nlm and FFmpeg's bm3d, nlmeans, fftdnoiz, fftdnoiz-t, dctdnoiz "
-            "(default: stan when installed, nlm, bm3d, nlmeans, fftdnoiz, dctdnoiz).",
+            "(default: stan when installed, nlm, bm3d, nlmeans, fftdnoiz, dctdnoiz); "
+            "stan:WEIGHTS measures STAN with other weights beside them.",
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Noise seed.")] = 0,

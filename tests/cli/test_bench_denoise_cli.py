@@ -48,3 +48,34 @@ def test_bench_denoise_unknown_method(make_frames, runner) -> None:
     assert result.exit_code == 2
     assert "magic" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_bench_denoise_two_sets_of_stan_weights(make_frames, runner, tmp_path) -> None:
+    """`stan:PATH` measures other weights beside the shipped ones. An untrained STAN is the
+    identity (its output layer starts at zero), so its row must score the noisy input's PSNR,
+    while the shipped weights denoise."""
+    from snl_cli.model.stan import STAN, STANConfig
+    from snl_cli.model.weights import save_stan
+
+    identity = tmp_path / "identity.safetensors"
+    save_stan(STAN(STANConfig(channels=(8, 16), heads=2, qk_dim=4, ws=3, topk=4, k_agg=2)),
+              identity, {"steps": 0})  # fmt: skip
+    folder = make_frames("clean", frames=4, size=(64, 48))
+    args = ["bench", "denoise", str(folder), "--sigma", "25", "--frames", "4",
+            "--methods", "stan", f"stan:{identity}", "--json"]  # fmt: skip
+    result = runner.invoke(app, expand_multi_values(args))
+    assert result.exit_code == 0, result.output
+    rows = {r["method"]: r for r in json.loads(result.stdout)["rows"]}
+    assert set(rows) == {"noisy", "stan", "stan:identity"}
+    assert abs(rows["stan:identity"]["psnr"] - rows["noisy"]["psnr"]) < 0.05
+    assert rows["stan:identity"]["settings"] == "blind, identity.safetensors"
+    assert rows["stan"]["psnr"] > rows["noisy"]["psnr"] + 3
+
+
+def test_bench_denoise_missing_weights(make_frames, runner, tmp_path) -> None:
+    folder = make_frames("clean", frames=3, size=(32, 32))
+    missing = tmp_path / "nope.safetensors"
+    result = runner.invoke(app, ["bench", "denoise", str(folder), "--methods", f"stan:{missing}"])
+    assert result.exit_code != 0
+    assert "nope.safetensors" in result.stderr and "no such weights file" in result.stderr
+    assert "Traceback" not in result.output
