@@ -195,7 +195,7 @@ def _measure(
         if model == "stan":
             settings = f"blind, {Path(weights).name}" if weights else "blind"
         return {
-            "method": f"stan:{Path(weights).stem}" if weights else method,
+            "method": method if method in SNL_METHODS else f"stan:{Path(weights).stem}",
             "psnr": psnr(frames, clean),
             "ssim": ssim(frames, clean),
             "fps": fps,
