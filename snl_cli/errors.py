@@ -7,7 +7,13 @@ from pathlib import Path
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a service manager, a batch scheduler) raised in the main thread, so
+    that it unwinds like Ctrl-C: temporary outputs removed, a training checkpoint saved."""
 
 
 class SnlError(Exception):

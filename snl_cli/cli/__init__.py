@@ -60,7 +60,8 @@ def main() -> None:
     """Console-script entry point."""
     import sys
 
-    from snl_cli.cli.common import expand_multi_values
+    from snl_cli.cli.common import expand_multi_values, raise_on_sigterm
 
+    raise_on_sigterm()
     sys.argv[1:] = expand_multi_values(sys.argv[1:])
     app()

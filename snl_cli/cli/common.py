@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 import typer
 
 from snl_cli.console import err_console, print_json
-from snl_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SnlError
+from snl_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED, SnlError, Terminated
 
 DEBUG_ENV = "SNL_DEBUG"
 
@@ -29,7 +30,7 @@ def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
 def cli_errors() -> Iterator[None]:
     """Turn library failures into one stderr line and an exit code, never a traceback.
 
-    SnlError -> its message, exit 1 (2 for usage errors); Ctrl-C -> exit 130;
+    SnlError -> its message, exit 1 (2 for usage errors); Ctrl-C -> exit 130, SIGTERM -> 143;
     anything else -> a one-line summary that points at --debug.
     """
     try:
@@ -40,6 +41,8 @@ def cli_errors() -> Iterator[None]:
         if debug_enabled():
             raise
         raise fail(str(exc), exc.exit_code) from None
+    except Terminated:
+        raise fail("terminated", EXIT_TERMINATED) from None
     except KeyboardInterrupt:
         raise fail("interrupted", EXIT_INTERRUPTED) from None
     except MemoryError:
@@ -49,6 +52,15 @@ def cli_errors() -> Iterator[None]:
             raise
         name = type(exc).__name__
         raise fail(f"{name}: {exc} (run with --debug for the traceback)") from None
+
+
+def raise_on_sigterm() -> None:
+    """Make SIGTERM raise `Terminated` in the main thread (see `cli_errors`)."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def emit(result: dict, as_json: bool, render) -> None:

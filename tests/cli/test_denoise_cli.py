@@ -179,7 +179,12 @@ def test_ctrl_c_in_process_leaves_nothing(runner, h264_aac, tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
-def test_real_sigint_leaves_nothing_and_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sig", "code", "word"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+)
+def test_real_signal_leaves_nothing(tmp_path: Path, sig: int, code: int, word: str) -> None:
+    """Ctrl-C and `kill` (SIGTERM) both remove the temporary output and exit 128 + signal."""
     src = _gradient_clip(tmp_path / "in.mkv", frames=150, size=(256, 192))
     out = tmp_path / "out.mkv"
     command = [sys.executable, "-m", "snl_cli", "denoise", str(src), "-o", str(out),
@@ -193,13 +198,13 @@ def test_real_sigint_leaves_nothing_and_exits_130(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert process.poll() is None, process.communicate()
         time.sleep(0.5)  # well inside the work: a few chunks done
-        os.kill(process.pid, signal.SIGINT)
+        os.kill(process.pid, sig)
         _, stderr = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 130, stderr
-    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert process.returncode == code, stderr
+    assert word in stderr and "Traceback" not in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
 
 

@@ -103,3 +103,35 @@ def test_missing_data_is_a_one_line_error(runner, tmp_path) -> None:
     assert result.exit_code == 1
     assert "nope" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_143(data, tmp_path) -> None:
+    """`kill` on a long run (nohup, a scheduler: where Ctrl-C cannot reach) saves the checkpoint
+    the same command resumes from, and exits 143 without a traceback or a weights file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    clips, val = data
+    out = tmp_path / "w.safetensors"
+    command = [sys.executable, "-m", "snl_cli", "train", "--data", str(clips.parent),
+               "--out", str(out), "--minutes", "30", "--crop", "32", "--frames", "3",
+               "--batch", "1", "--device", "cpu", *TINY]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(12)  # imports, data, a few steps
+        assert process.poll() is None, process.communicate()
+        os.kill(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, stderr
+    assert "terminated" in stderr and "Traceback" not in stderr
+    assert not out.exists()
+    state = torch.load(out.with_suffix(".ckpt"), map_location="cpu", weights_only=False)
+    assert state["state"]["minutes"] > 0 and set(state) >= {"model", "optim"}
