@@ -116,7 +116,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(data, tmp_path) -> None:
 
     import torch
 
-    clips, val = data
+    clips, _ = data
     out = tmp_path / "w.safetensors"
     command = [sys.executable, "-m", "snl_cli", "train", "--data", str(clips.parent),
                "--out", str(out), "--minutes", "30", "--crop", "32", "--frames", "3",
