@@ -112,7 +112,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(data, tmp_path) -> None:
     import signal
     import subprocess
     import sys
-    import time
+    import threading
 
     import torch
 
@@ -121,15 +121,29 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(data, tmp_path) -> None:
     command = [sys.executable, "-m", "snl_cli", "train", "--data", str(clips.parent),
                "--out", str(out), "--minutes", "30", "--crop", "32", "--frames", "3",
                "--batch", "1", "--device", "cpu", *TINY]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+    stepping = threading.Event()  # set at the first logged step: the training loop is running
+
+    def read() -> None:
+        for line in process.stderr:
+            lines.append(line)
+            if line.startswith("step "):
+                stepping.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        time.sleep(12)  # imports, data, a few steps
-        assert process.poll() is None, process.communicate()
+        assert stepping.wait(timeout=180), "".join(lines)
         os.kill(process.pid, signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
+        process.wait(timeout=60)
+        reader.join(timeout=10)
     finally:
         if process.poll() is None:
             process.kill()
+    stderr = "".join(lines)
     assert process.returncode == 143, stderr
     assert "terminated" in stderr and "Traceback" not in stderr
     assert not out.exists()
