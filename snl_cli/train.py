@@ -3,7 +3,7 @@
 Data are folders of frames or video files (each one clip) and, optionally, folders of still
 images that are turned into short clips by random smooth motion. Training runs for a time
 budget, checkpoints regularly and resumes from its checkpoint; the schedule (cosine over the
-whole budget) continues where it stopped.
+whole budget, in minutes or steps, whichever runs out first) continues where it stopped.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class TrainOptions:
     stills: list[str] = field(default_factory=list)
     val: list[str] = field(default_factory=list)
     minutes: float = 60.0
+    steps: int | None = None  # optional step budget; training stops at whichever comes first
     crop: int = 96
     frames: int = 5
     batch: int = 4
@@ -281,9 +282,16 @@ def evaluate(
     return result
 
 
-def _lr_at(opts: TrainOptions, minutes_done: float) -> float:
-    frac = min(minutes_done / max(opts.minutes, 1e-9), 1.0)
-    return opts.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+def budget_spent(opts: TrainOptions, step: int, minutes: float) -> float:
+    """Fraction of the budget used: minutes or steps, whichever is further along (0..1)."""
+    frac = minutes / max(opts.minutes, 1e-9)
+    if opts.steps:
+        frac = max(frac, step / opts.steps)
+    return min(frac, 1.0)
+
+
+def _lr_at(opts: TrainOptions, spent: float) -> float:
+    return opts.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * spent)))
 
 
 @dataclass
@@ -330,16 +338,16 @@ def _loop(
     rng: random.Random,
     progress: Callable[[TrainState, dict], None] | None,
 ) -> None:
-    """Steps until the time budget is spent, validating and checkpointing on the way."""
+    """Steps until the budget is spent, validating and checkpointing on the way."""
     device = next(model.parameters()).device
     ckpt_path = opts.checkpoint_path()
     start = time.monotonic()
     base_minutes = state.minutes
     last_ckpt = last_val = time.monotonic()
     info: dict = {}
-    while state.minutes < opts.minutes:
+    while (spent := budget_spent(opts, state.step, state.minutes)) < 1.0:
         for group in optim.param_groups:
-            group["lr"] = _lr_at(opts, state.minutes)
+            group["lr"] = _lr_at(opts, spent)
         clean = torch.stack([sampler.sample() for _ in range(opts.batch)]).to(device)
         sigma = torch.rand(opts.batch) * opts.sigma_max
         loss = train_step(

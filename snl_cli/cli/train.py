@@ -26,6 +26,10 @@ def train(
     minutes: Annotated[
         float, typer.Option(min=0.01, help="Total training time (resumes count).")
     ] = 60.0,
+    steps: Annotated[
+        int | None,
+        typer.Option(min=1, help="Stop after this many steps (resumes count) if sooner."),
+    ] = None,
     crop: Annotated[int, typer.Option(min=32, help="Crop size in pixels.")] = 96,
     frames: Annotated[int, typer.Option(min=2, help="Frames per training clip.")] = 5,
     batch: Annotated[int, typer.Option(min=1, help="Clips per step.")] = 4,
@@ -69,7 +73,7 @@ def train(
 ) -> None:
     """Train STAN (blind, sigma ~ U[0, 50]) and write weights + manifest."""
     from snl_cli.console import FrameProgress, err_console, info
-    from snl_cli.train import TrainOptions
+    from snl_cli.train import TrainOptions, budget_spent
     from snl_cli.train import train as run_training
 
     with cli_errors():
@@ -85,6 +89,7 @@ def train(
             stills=[str(p) for p in stills or []],
             val=[str(p) for p in val or []],
             minutes=minutes,
+            steps=steps,
             crop=crop,
             frames=frames,
             batch=batch,
@@ -103,7 +108,7 @@ def train(
                 "input_frames": input_frames or (None if init else 1),
             },
         )
-        total = int(minutes * 60)
+        total = steps or int(minutes * 60)  # the bar counts steps, or seconds without --steps
         with FrameProgress("training", total=total, rate=False) as bar:
             done = [0]
 
@@ -120,13 +125,13 @@ def train(
                             else ""
                         )
                     )
-                seconds = int(state.minutes * 60)
+                spent = int(budget_spent(opts, state.step, state.minutes) * total)
                 text = f"step {state.step} loss {fields.get('loss', 0):.4f}"
                 if 20 in fields:
                     text += f" val σ20 {fields[20]:.2f} dB σ40 {fields[40]:.2f} dB"
                 bar.set_description(text)
-                bar.advance(max(seconds - done[0], 0))
-                done[0] = max(seconds, done[0])
+                bar.advance(max(spent - done[0], 0))
+                done[0] = max(spent, done[0])
 
             manifest = run_training(opts, progress=report)
         emit(

@@ -60,6 +60,15 @@ def test_train_writes_weights_manifest_and_resumes(runner, data, tmp_path) -> No
     assert second["sha256"] != first["sha256"]
 
 
+def test_step_budget_stops_at_exactly_that_many_steps_and_resumes(runner, data, tmp_path) -> None:
+    out = tmp_path / "w.safetensors"
+    first = _train(runner, data, out, 30, "--steps", "3")  # minutes would allow far more
+    assert first["steps"] == 3 and first["options"]["steps"] == 3
+    assert first["minutes"] < 30
+    second = _train(runner, data, out, 30, "--steps", "5")  # resumes from the checkpoint
+    assert second["steps"] == 5
+
+
 def test_init_fine_tunes_from_weights(runner, data, tmp_path) -> None:
     base = tmp_path / "base.safetensors"
     _train(runner, data, base, 0.02)

@@ -8,7 +8,14 @@ import numpy as np
 import torch
 
 from snl_cli.model.stan import STAN, STANConfig
-from snl_cli.train import ClipSampler, add_noise, charbonnier, train_step
+from snl_cli.train import (
+    ClipSampler,
+    TrainOptions,
+    add_noise,
+    budget_spent,
+    charbonnier,
+    train_step,
+)
 
 SMALL = STANConfig(channels=(8, 16), heads=2, qk_dim=4, attn_blocks=1, ws=3, topk=4, k_agg=2)
 
@@ -23,6 +30,15 @@ def test_add_noise_level_and_quantisation() -> None:
 def test_loss_is_sqrt_mse_plus_eps() -> None:
     a, b = torch.zeros(4), torch.full((4,), 0.1)
     assert abs(charbonnier(a, b).item() - (0.01 + 1e-6) ** 0.5) < 1e-7
+
+
+def test_budget_is_whichever_of_minutes_and_steps_runs_out_first() -> None:
+    by_time = TrainOptions(data=[], out="w", minutes=10)
+    assert budget_spent(by_time, step=10**6, minutes=2.5) == 0.25  # no step budget
+    both = TrainOptions(data=[], out="w", minutes=10, steps=100)
+    assert budget_spent(both, step=50, minutes=2.5) == 0.5
+    assert budget_spent(both, step=10, minutes=7.5) == 0.75
+    assert budget_spent(both, step=400, minutes=1.0) == 1.0
 
 
 def test_steps_lower_the_loss() -> None:
