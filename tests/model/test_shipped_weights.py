@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -45,6 +46,19 @@ def test_shipped_weights_are_intact() -> None:
     assert manifest["sha256"] == sha256_file(path)
     assert manifest["val_psnr"]["20"] > 30  # what training measured, recorded for users
     assert sum(p.numel() for p in model.parameters()) > 100_000
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(default_weights_path().parent.glob("*.safetensors")),
+    ids=lambda p: p.stem,
+)
+def test_every_shipped_weights_file_matches_its_manifest(path) -> None:
+    """The default weights and the baselines `make bench` compares against."""
+    model, manifest = load_stan(path)
+    assert manifest["sha256"] == sha256_file(path)
+    assert manifest["steps"] > 0 and manifest["command"].startswith("snl train")
+    assert manifest["architecture"] == model.cfg.to_dict()
 
 
 def test_shipped_stan_denoises_a_generated_clip() -> None:
