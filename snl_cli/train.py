@@ -1,9 +1,9 @@
 """`snl train`: fit STAN on clean footage with synthetic Gaussian noise (blind, sigma ~ U[0, 50]).
 
 Data are folders of frames or video files (each one clip) and, optionally, folders of still
-images that are turned into short clips by random smooth motion. Training runs for a time
-budget, checkpoints regularly and resumes from its checkpoint; the schedule (cosine over the
-whole budget, in minutes or steps, whichever runs out first) continues where it stopped.
+images that are turned into short clips by random smooth motion. Training runs for a budget
+of minutes (and optionally steps: whichever runs out first), checkpoints regularly and resumes
+from its checkpoint; the schedule (cosine over the whole budget) continues where it stopped.
 """
 
 from __future__ import annotations
