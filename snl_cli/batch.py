@@ -14,7 +14,11 @@ refused unless `overwrite` is set.
 array can split an archive without coordination: the shares are disjoint, cover every
 clip, and do not move when other clips are added. Each share writes its own manifest
 (`.snl-batch-<i>of<n>.json`) so concurrent shares never clobber one another; all
-manifests in `outdir` are read when deciding what is done.
+manifests in `outdir` are read when deciding what is done, and `batch_status(outdir)`
+merges them into one list of done, failed and missing clips. Failures are recorded too
+(status "failed", with the cause), so `retry_failed` can rerun only those.
+
+The same planning and recording serve `snl_cli.cluster`, which runs the clips on Ray.
 """
 
 from __future__ import annotations
@@ -55,11 +59,13 @@ class BatchOptions:
         recursive: look in subfolders of subfolders (frame folders are always found one
             level down).
         shard: (i, n), 1 ≤ i ≤ n: only share i of n.
+        retry_failed: only the clips whose latest record says they failed.
     """
 
     pattern: str = "*"
     recursive: bool = False
     shard: tuple[int, int] | None = None
+    retry_failed: bool = False
 
 
 class BatchEvents(Protocol):
@@ -187,16 +193,32 @@ def _output_stamp(path: Path) -> dict[str, Any]:
 
 
 class Manifest:
-    """The records of every manifest in `outdir`; writes only this run's own file."""
+    """The records of every manifest in `outdir`; writes only this run's own file.
 
-    def __init__(self, outdir: Path, shard: tuple[int, int] | None) -> None:
+    A record is {"status": "done" | "failed" | "pending", "input": fingerprint,
+    "settings", "finished": time written, ...}: done adds the output's stamp, frames and
+    σ; failed adds error and cause; pending (a clip handed to a Ray worker, not yet back)
+    adds nothing. "ours" marks an output path snl may replace although the record is not
+    a done one (it did not exist, or was ours, when the clip was taken up). Records from
+    before "status" existed are done records.
+    """
+
+    def __init__(
+        self, outdir: Path, shard: tuple[int, int] | None, meta: dict[str, Any] | None = None
+    ) -> None:
         self.outdir = outdir
         name = MANIFEST_PREFIX + (f"-{shard[0]}of{shard[1]}" if shard else "") + ".json"
         self.path = outdir / name
+        self.meta = meta or {}
         self.records: dict[str, dict[str, Any]] = {}
         self.own: dict[str, dict[str, Any]] = {}
+        self.found: dict[str, dict[str, Any]] = {}  # manifest name -> its "batch" block
         for path in sorted(outdir.glob(MANIFEST_PREFIX + "*.json")) if outdir.is_dir() else []:
-            entries = self._load(path)
+            data = self._load(path)
+            if data is None:
+                continue
+            entries = data["clips"]
+            self.found[path.name] = data.get("batch") or {}
             if path == self.path:
                 self.own = dict(entries)
             for rel, record in entries.items():
@@ -204,30 +226,52 @@ class Manifest:
                     self.records[rel] = record
 
     @staticmethod
-    def _load(path: Path) -> dict[str, dict[str, Any]]:
+    def _load(path: Path) -> dict[str, Any] | None:
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
-            return {}  # unreadable: everything it described is redone, nothing is lost
+            return None  # unreadable: everything it described is redone, nothing is lost
         if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
-            return {}
-        clips = data.get("clips")
-        return clips if isinstance(clips, dict) else {}
+            return None
+        return data if isinstance(data.get("clips"), dict) else None
 
-    def record(self, rel: str, record: dict[str, Any]) -> None:
-        """Store one finished clip and rewrite this run's manifest atomically."""
+    def record(self, rel: str, record: dict[str, Any], write: bool = True) -> None:
+        """Store one clip's record; rewrite this run's manifest atomically unless told not to
+        (then `write()` later: the Ray driver batches records)."""
         self.records[rel] = record
         self.own[rel] = record
+        if write:
+            self.write()
+
+    def write(self) -> None:
+        """Rewrite this run's manifest: a temporary file renamed into place."""
         self.outdir.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"version": MANIFEST_VERSION, "clips": self.own}, indent=1))
+        data = {"version": MANIFEST_VERSION, "batch": self.meta, "clips": self.own}
+        tmp.write_text(json.dumps(data, indent=1))
         os.replace(tmp, self.path)
+
+    def status(self, rel: str) -> str | None:
+        """ "done", "failed", "pending" or None (no record)."""
+        record = self.records.get(rel)
+        return None if record is None else record.get("status", "done")
+
+    def owns(self, rel: str, out: Path) -> bool:
+        """`out` exists and a record says snl wrote it (or may replace it)."""
+        record = self.records.get(rel)
+        if record is None or not out.exists():
+            return False
+        return record.get("status", "done") == "done" or bool(record.get("ours"))
 
     def is_done(self, rel: str, source: dict[str, Any], settings: dict[str, Any], out: Path):
         """(done?, why not) for a clip, checking the recorded output still holds up."""
         record = self.records.get(rel)
         if record is None:
             return False, "new"
+        if record.get("status") == "failed":
+            return False, "failed before"
+        if record.get("status") == "pending":
+            return False, "interrupted before"
         if record.get("input") != source:
             return False, "input changed"
         if record.get("settings") != settings:
@@ -247,6 +291,159 @@ class Manifest:
 
 def _settings(options: DenoiseOptions, model: str) -> dict[str, Any]:
     return {**options.settings(), "model": model}
+
+
+@dataclass
+class Plan:
+    """A batch ready to run: the clips, where their outputs go, and the manifest.
+
+    Attributes:
+        folder, outdir: as given.
+        clips: the clips to consider, sorted by relative path.
+        settings: what the manifest compares (the options that change pixels + model).
+        manifest: every record in `outdir`; writes this run's own file.
+    """
+
+    folder: Path
+    outdir: Path
+    clips: list[Path]
+    settings: dict[str, Any]
+    manifest: Manifest
+
+    def rel(self, src: Path) -> str:
+        return _rel(src, self.folder)
+
+
+@dataclass
+class Job:
+    """One clip that needs denoising (not done before, input fingerprinted)."""
+
+    rel: str
+    src: Path
+    out: Path
+    number: int
+    source: dict[str, Any]
+    why: str
+    options: DenoiseOptions
+    attempts: int = 0
+
+
+def check_folders(folder: Path, outdir: Path) -> None:
+    """InputError / OutputError for folders a batch cannot use."""
+    if not folder.is_dir():
+        raise InputError("not a folder", folder)
+    if outdir.exists() and not outdir.is_dir():
+        raise OutputError("exists and is not a folder", outdir)
+    if outdir.resolve() == folder.resolve():
+        raise OutputError("output folder is the input folder; choose another one", outdir)
+
+
+def plan_batch(
+    folder: str | os.PathLike[str],
+    outdir: str | os.PathLike[str],
+    options: DenoiseOptions,
+    batch: BatchOptions,
+    model: str,
+) -> Plan:
+    """Check the folders, find the clips and read the manifests (local and Ray runs alike).
+
+    Raises:
+        InputError: `folder` is not a folder.
+        OutputError: `outdir` is a file or the input folder.
+    """
+    folder, outdir = Path(folder), Path(outdir)
+    check_folders(folder, outdir)
+    clips = find_clips(folder, batch, exclude=outdir)
+    meta = {"folder": str(folder.resolve()), "pattern": batch.pattern,
+            "recursive": batch.recursive}  # fmt: skip
+    manifest = Manifest(outdir, batch.shard, meta)
+    if batch.retry_failed:
+        clips = [c for c in clips if manifest.status(_rel(c, folder)) == "failed"]
+    return Plan(folder, outdir, clips, _settings(options, model), manifest)
+
+
+def check_clip(plan: Plan, src: Path, number: int, options: DenoiseOptions) -> Job | dict[str, Any]:
+    """A Job for a clip that needs doing, or its row when it is skipped or unreadable."""
+    rel = plan.rel(src)
+    out = plan.outdir / rel
+    row: dict[str, Any] = {"input": rel, "output": str(out)}
+    try:
+        source = fingerprint(src)
+    except OSError as exc:
+        cause = exc.strerror or f"{type(exc).__name__}: {exc}"
+        return record_failure(plan, rel, out, None, f"{src}: {cause}", cause)
+    done, why = plan.manifest.is_done(rel, source, plan.settings, out)
+    if done:
+        return {**row, "status": "skipped", "reason": why}
+    # Ours to replace if a record says we wrote it; otherwise only with --overwrite.
+    ours = plan.manifest.owns(rel, out)
+    clip_options = dataclasses.replace(options, overwrite=options.overwrite or ours)
+    return Job(rel, src, out, number, source, why, clip_options)
+
+
+def record_done(plan: Plan, job: Job, summary: dict[str, Any], write: bool = True):
+    """Record a finished clip in the manifest and return its row."""
+    plan.manifest.record(job.rel, {
+        "status": "done",
+        "input": job.source,
+        "settings": plan.settings,
+        "output": _output_stamp(job.out),
+        "frames": summary["frames"],
+        "sigma": summary["sigma"],
+        "finished": time.time(),
+    }, write)  # fmt: skip
+    keys = ("frames", "seconds", "fps", "sigma")
+    return {"input": job.rel, "output": str(job.out), "status": "done", "reason": job.why,
+            **{k: summary[k] for k in keys}}  # fmt: skip
+
+
+def record_failure(
+    plan: Plan,
+    rel: str,
+    out: Path,
+    source: dict[str, Any] | None,
+    error: str,
+    cause: str,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Record a failed clip (so `--status` lists it and `--retry-failed` finds it); its row."""
+    plan.manifest.record(rel, {
+        "status": "failed",
+        "input": source,
+        "settings": plan.settings,
+        "error": error,
+        "cause": cause,
+        "ours": plan.manifest.owns(rel, out),
+        "finished": time.time(),
+    }, write)  # fmt: skip
+    return {"input": rel, "output": str(out), "status": "failed", "error": error, "cause": cause}
+
+
+def failure_of(src: Path, exc: BaseException) -> tuple[str, str] | None:
+    """(error line, cause) for the exceptions a clip may fail with; None for the others."""
+    if isinstance(exc, SnlError):
+        return str(exc), exc.message
+    if isinstance(exc, (OSError, RuntimeError, ValueError, MemoryError)):
+        cause = f"{type(exc).__name__}: {exc}"
+        return f"{src}: {cause}", cause
+    return None
+
+
+def batch_report(plan: Plan, shard: tuple[int, int] | None, rows: list[dict[str, Any]],
+                 seconds: float) -> dict[str, Any]:  # fmt: skip
+    """The result of a batch run (see `run_batch`); rows in clip order."""
+    order = {plan.rel(src): i for i, src in enumerate(plan.clips)}
+    rows = sorted(rows, key=lambda r: order.get(r["input"], len(order)))
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed")}
+    return {
+        "folder": str(plan.folder),
+        "outdir": str(plan.outdir),
+        "shard": None if shard is None else f"{shard[0]}/{shard[1]}",
+        "clips": rows,
+        **counts,
+        "frames": sum(r.get("frames", 0) for r in rows if r["status"] == "done"),
+        "seconds": round(seconds, 3),
+    }
 
 
 def run_batch(
@@ -277,79 +474,92 @@ def run_batch(
     options = options or DenoiseOptions()
     batch = batch or BatchOptions()
     check_options(options)
-    folder, outdir = Path(folder), Path(outdir)
-    if outdir.exists() and not outdir.is_dir():
-        raise OutputError("exists and is not a folder", outdir)
-    if outdir.resolve() == folder.resolve():
-        raise OutputError("output folder is the input folder; choose another one", outdir)
-    clips = find_clips(folder, batch, exclude=outdir)
+    check_folders(Path(folder), Path(outdir))  # before the model: its errors come first
     if denoiser is None:
         model = options.model or default_model()
         denoiser = make_denoiser(model, device=resolve_device(options.device),
                                  weights=options.weights)  # fmt: skip
-    settings = _settings(options, denoiser.name)
-    manifest = Manifest(outdir, batch.shard)
+    plan = plan_batch(folder, outdir, options, batch, denoiser.name)
     start = time.perf_counter()
     rows = []
-    for number, src in enumerate(clips, 1):
-        rel = _rel(src, folder)
-        out = outdir / rel
-        row = _one_clip(src, out, rel, number, len(clips), options, settings, manifest,
-                        denoiser, events)  # fmt: skip
+    for number, src in enumerate(plan.clips, 1):
+        row = _one_clip(plan, src, number, options, denoiser, events)
         rows.append(row)
         if events is not None:
             events.done(row)
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed")}
-    return {
-        "folder": str(folder),
-        "outdir": str(outdir),
-        "shard": None if batch.shard is None else f"{batch.shard[0]}/{batch.shard[1]}",
-        "clips": rows,
-        **counts,
-        "frames": sum(r.get("frames", 0) for r in rows if r["status"] == "done"),
-        "seconds": round(time.perf_counter() - start, 3),
-    }
+    return batch_report(plan, batch.shard, rows, time.perf_counter() - start)
 
 
 def _one_clip(
+    plan: Plan,
     src: Path,
-    out: Path,
-    rel: str,
     number: int,
-    count: int,
     options: DenoiseOptions,
-    settings: dict[str, Any],
-    manifest: Manifest,
     denoiser: Denoiser,
     events: BatchEvents | None,
 ) -> dict[str, Any]:
-    row: dict[str, Any] = {"input": rel, "output": str(out)}
+    job = check_clip(plan, src, number, options)
+    if not isinstance(job, Job):
+        return job
     try:
-        source = fingerprint(src)
-        done, why = manifest.is_done(rel, source, settings, out)
-        if done:
-            return {**row, "status": "skipped", "reason": why}
-        # Ours to replace if a record says we wrote it; otherwise only with --overwrite.
-        ours = rel in manifest.records and out.exists()
-        clip_options = dataclasses.replace(options, overwrite=options.overwrite or ours)
-        reporter_cm = events.clip(rel, number, count) if events is not None else None
+        reporter_cm = events.clip(job.rel, number, len(plan.clips)) if events else None
         if reporter_cm is None:
-            summary = denoise_file(src, out, clip_options, denoiser=denoiser)
+            summary = denoise_file(src, job.out, job.options, denoiser=denoiser)
         else:
             with reporter_cm as reporter:
-                summary = denoise_file(src, out, clip_options, reporter, denoiser=denoiser)
-    except SnlError as exc:
-        return {**row, "status": "failed", "error": str(exc), "cause": exc.message}
-    except (OSError, RuntimeError, ValueError, MemoryError) as exc:
-        cause = f"{type(exc).__name__}: {exc}"
-        return {**row, "status": "failed", "error": f"{src}: {cause}", "cause": cause}
-    manifest.record(rel, {
-        "input": source,
-        "settings": settings,
-        "output": _output_stamp(out),
-        "frames": summary["frames"],
-        "sigma": summary["sigma"],
-        "finished": time.time(),
-    })  # fmt: skip
-    keys = ("frames", "seconds", "fps", "sigma")
-    return {**row, "status": "done", "reason": why, **{k: summary[k] for k in keys}}
+                summary = denoise_file(src, job.out, job.options, reporter, denoiser=denoiser)
+    except Exception as exc:
+        failure = failure_of(src, exc)
+        if failure is None:
+            raise
+        return record_failure(plan, job.rel, job.out, job.source, *failure)
+    return record_done(plan, job, summary)
+
+
+def batch_status(outdir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Merge every manifest in `outdir` (one per shard) into one account of the batch.
+
+    The clips are found again in the input folder the manifests name (with their pattern
+    and recursion, all shares); each is "done" (recorded, output still as written),
+    "failed" (latest record, with its cause) or "missing" (never recorded, interrupted,
+    or its output gone or changed). Inputs are not re-read: a changed input shows up on
+    the next run, not here.
+
+    Returns:
+        {"outdir", "folder", "manifests": [names], "clips": [{"input", "status",
+        "note"}], "done", "failed", "missing"}.
+
+    Raises:
+        OutputError: no readable manifest in `outdir`.
+        InputError: the input folder they name is gone.
+    """
+    outdir = Path(outdir)
+    manifest = Manifest(outdir, None)
+    metas = [m for m in manifest.found.values() if m.get("folder")]
+    if not metas:
+        raise OutputError("no snl batch manifest here (.snl-batch*.json)", outdir)
+    meta = metas[-1]
+    folder = Path(meta["folder"])
+    batch = BatchOptions(pattern=meta.get("pattern", "*"), recursive=meta.get("recursive", False))
+    rows = []
+    for src in find_clips(folder, batch, exclude=outdir):
+        rel = _rel(src, folder)
+        out = outdir / rel
+        record = manifest.records.get(rel)
+        status, note = "missing", "not started"
+        if record is not None:
+            state = record.get("status", "done")
+            if state == "failed":
+                status, note = "failed", record.get("cause", "")
+            elif state == "pending":
+                note = "interrupted"
+            elif not out.exists():
+                note = "output missing"
+            elif record.get("output") != _output_stamp(out):
+                note = "output changed"
+            else:
+                status, note = "done", f"{record.get('frames')} frames"
+        rows.append({"input": rel, "output": str(out), "status": status, "note": note})
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "failed", "missing")}
+    return {"outdir": str(outdir), "folder": str(folder), "manifests": sorted(manifest.found),
+            "clips": rows, **counts}  # fmt: skip

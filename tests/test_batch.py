@@ -129,7 +129,10 @@ def test_outputs_mirror_the_tree_and_a_bad_clip_does_not_stop_the_rest(tree: Pat
     assert not (outdir / "sub" / "bad.mp4").exists()
     assert not [p for p in outdir.rglob("*") if is_temp_name(p.name)]
     manifest = json.loads((outdir / ".snl-batch.json").read_text())
-    assert sorted(manifest["clips"]) == ["a.mp4", "frames", "sub/b.mkv", "sub/deeper/c.mov"]
+    statuses = {rel: record["status"] for rel, record in manifest["clips"].items()}
+    assert statuses == {"a.mp4": "done", "frames": "done", "sub/b.mkv": "done",
+                        "sub/deeper/c.mov": "done", "sub/bad.mp4": "failed"}  # fmt: skip
+    assert "bad.mp4" not in manifest["clips"]["sub/bad.mp4"]["cause"]  # the cause, no path
 
 
 def test_a_second_run_skips_what_is_done_and_redoes_what_is_not(tree: Path) -> None:
