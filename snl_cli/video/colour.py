@@ -1,7 +1,8 @@
-"""Colour tags: FFmpeg's names for the numeric tags, and the swscale settings that use them.
+"""Colour tags: FFmpeg's names for the numeric tags, and the conversions that use them.
 
 Decoding converts YUV to RGB with the clip's own matrix and range; encoding converts back
-with the same pair, so a clip that passes through unchanged keeps its colours. Untagged
+with the same pair, so a clip that passes through unchanged keeps its colours (planar YUV
+in float32 by `snl_cli.video.yuv`, other layouts by swscale through 16-bit RGB). Untagged
 YUV is treated as FFmpeg treats it: BT.601 matrix, limited ("tv") range.
 """
 
@@ -13,6 +14,8 @@ from typing import Any
 import av
 import numpy as np
 from av.video.reformatter import Interpolation
+
+from snl_cli.video import yuv
 
 # FFmpeg's names (av_color_*_name) for the tags; 0/2 mean "unspecified" and map to None.
 RANGE_NAMES = {1: "tv", 2: "pc"}
@@ -93,12 +96,18 @@ def _code(key: str, name: str | None) -> int | None:
 def to_rgb(frame: av.VideoFrame, tags: ColourTags, deep: bool) -> np.ndarray:
     """Decoded frame -> float32 RGB (H, W, 3) in [0, 1], with the clip's matrix and range.
 
-    8-bit frames go through rgb24, deeper ones through rgb48le (see `white_level`).
+    Planar YUV is converted in float32 by `yuv.yuv_to_rgb` (exact levels, chroma siting).
+    Other YUV layouts go through swscale's rgb48le (see `white_level`), never rgb24: an
+    8-bit intermediate costs about a level of luma on the way back. 8-bit RGB and gray
+    (images) go through rgb24, which is exact for them; deeper ones through rgb48le.
     """
-    if not deep:
+    name = frame.format.name
+    if yuv.handles(name):
+        return yuv.yuv_to_rgb(frame, tags)
+    if not (deep or _is_yuv(name)):
         pixels = _swscale_rgb(frame, tags, "rgb24").to_ndarray()
         return pixels.astype(np.float32) * np.float32(1 / 255)
-    white = white_level(frame.format.name, _sws_range(tags, frame.format.name), sws_matrix(tags))
+    white = white_level(name, _sws_range(tags, name), sws_matrix(tags))
     pixels = _swscale_rgb(frame, tags, "rgb48le").to_ndarray()
     return np.minimum(pixels.astype(np.float32) * np.float32(1 / white), np.float32(1))
 
@@ -106,11 +115,16 @@ def to_rgb(frame: av.VideoFrame, tags: ColourTags, deep: bool) -> np.ndarray:
 def from_rgb(rgb: np.ndarray, pix_fmt: str, tags: ColourTags, deep: bool) -> av.VideoFrame:
     """Float RGB (H, W, 3) in [0, 1] -> a `pix_fmt` frame with the target matrix and range.
 
-    The inverse of `to_rgb`: a frame read and written unchanged keeps its code values
-    (up to chroma resampling). The returned frame carries `tags`.
+    The inverse of `to_rgb`, by the same routes: a frame read and written unchanged keeps
+    its code values (planar YUV: luma exactly, chroma up to resampling at the borders).
+    The returned frame carries `tags`.
     """
+    if yuv.handles(pix_fmt):
+        out = yuv.rgb_to_yuv(rgb, pix_fmt, tags)
+        apply_tags(out, tags)
+        return out
     rgb = np.asarray(rgb, dtype=np.float32)
-    if deep:
+    if deep or _is_yuv(pix_fmt):
         white = white_level(pix_fmt, _sws_range(tags, pix_fmt), sws_matrix(tags))
         pixels = np.clip(np.rint(rgb * np.float32(white)), 0, 65535).astype(np.uint16)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb48le")
