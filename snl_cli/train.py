@@ -1,7 +1,12 @@
-"""`snl train`: fit STAN on clean footage with synthetic Gaussian noise (blind, sigma ~ U[0, 50]).
+"""`snl train`: fit STAN (blind) on clean footage with synthetic noise, and on real noisy/clean
+image pairs.
 
-Data are folders of frames or video files (each one clip) and, optionally, folders of still
-images that are turned into short clips by random smooth motion. Training runs for a budget
+Noise (`--noise`, `snl_cli.synthetic`): "gaussian" (sigma ~ U[0, 50]), "camera" (a simulated
+camera: shot/read noise in linear light, mosaic and demosaic, colour processing, codecs) or
+"mix" (a third Gaussian). Data are folders of frames or video files (each one clip),
+optionally folders of still images turned into short clips by random smooth motion, and
+optionally folders of real pairs (`noisy/` and `clean/` with matching names), shown as still
+clips (the same noisy frame repeated, as a photo is denoised). Training runs for a budget
 of minutes (and optionally steps: whichever runs out first), checkpoints regularly and resumes
 from its checkpoint; the schedule (cosine over the whole budget) continues where it stopped.
 """
@@ -27,9 +32,11 @@ from snl_cli.denoisers import resolve_device
 from snl_cli.errors import InputError, UsageError
 from snl_cli.model.stan import STAN, STANConfig
 from snl_cli.model.weights import save_stan
+from snl_cli.synthetic import NOISE_KINDS, degrade, gaussian
+from snl_cli.video.images import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 VAL_SIGMAS = (10, 20, 30, 40, 50)
+PAIR_SHARE = 0.2  # share of training clips drawn from real pairs when --pairs is given
 
 
 @dataclass
@@ -47,6 +54,9 @@ class TrainOptions:
     batch: int = 4
     lr: float = 5e-4
     sigma_max: float = 50.0
+    noise: str = "gaussian"
+    pairs: list[str] = field(default_factory=list)
+    val_pairs: list[str] = field(default_factory=list)
     seed: int = 0
     checkpoint: str | None = None
     checkpoint_minutes: float = 5.0
@@ -94,6 +104,29 @@ def load_stills(folder: Path) -> list[np.ndarray]:
     return images
 
 
+def load_pairs(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Real pairs: `folder/noisy/NAME` and `folder/clean/NAME`, each uint8 (H, W, 3)."""
+    from snl_cli.video import read_frames
+
+    noisy_dir, clean_dir = folder / "noisy", folder / "clean"
+    if not (noisy_dir.is_dir() and clean_dir.is_dir()):
+        raise InputError("expected noisy/ and clean/ folders with matching image names", folder)
+    pairs = []
+    for noisy_path in sorted(noisy_dir.iterdir()):
+        if noisy_path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        clean_path = clean_dir / noisy_path.name
+        if not clean_path.is_file():
+            raise InputError(f"no clean/{noisy_path.name} for noisy/{noisy_path.name}", folder)
+        a, b = (next(iter(read_frames(p))).rgb for p in (noisy_path, clean_path))
+        if a.shape != b.shape:
+            raise InputError(f"{noisy_path.name}: noisy and clean sizes differ", folder)
+        pairs.append(tuple(np.clip(np.rint(x * 255), 0, 255).astype(np.uint8) for x in (a, b)))
+    if not pairs:
+        raise InputError("no image pairs", folder)
+    return pairs
+
+
 def discover_clips(paths: list[str]) -> list[Path]:
     """Each path is a clip (video file or frame folder) or a folder of clips."""
     clips: list[Path] = []
@@ -122,31 +155,50 @@ class ClipSampler:
         frames: int,
         crop: int,
         rng: random.Random,
+        pairs: list[tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> None:
         usable = [c for c in clips if c.shape[0] >= frames and min(c.shape[1:3]) >= crop]
         self.clips = usable
         self.stills = [s for s in stills if min(s.shape[:2]) >= crop + 16]
-        if not self.clips and not self.stills:
+        self.pairs = [p for p in pairs or [] if min(p[0].shape[:2]) >= crop]
+        if not self.clips and not self.stills and not self.pairs:
             raise UsageError(f"no training clip has {frames} frames of at least {crop}x{crop}")
         self.frames, self.crop, self.rng = frames, crop, rng
         sizes = [c.shape[0] for c in self.clips]
         self.still_share = 0.0 if not self.stills else (0.25 if self.clips else 1.0)
         self.clip_weights = sizes
+        self.pair_share = 0.0 if not self.pairs else (PAIR_SHARE if usable or stills else 1.0)
 
-    def sample(self) -> Tensor:
-        """(frames, 3, crop, crop) float in [0, 1]."""
+    def sample(self) -> tuple[Tensor, Tensor | None]:
+        """A clean clip (frames, 3, crop, crop) float in [0, 1], and its real noisy version
+        when it comes from a real pair (else None: noise is synthesised)."""
         rng = self.rng
-        if self.stills and rng.random() < self.still_share:
+        noisy = None
+        if self.pairs and rng.random() < self.pair_share:
+            clip, noisy = self._pair_crop(rng.choice(self.pairs))
+        elif self.stills and (not self.clips or rng.random() < self.still_share):
             clip = self._moving_still(rng.choice(self.stills))
         else:
             clip = self._video_crop(rng.choices(self.clips, weights=self.clip_weights)[0])
-        if rng.random() < 0.5:
-            clip = clip.flip(-1)
-        if rng.random() < 0.5:
-            clip = clip.flip(-2)
-        if rng.random() < 0.5:
-            clip = clip.flip(0)
-        return clip
+        for dim in (-1, -2, 0):
+            if rng.random() < 0.5:
+                clip = clip.flip(dim)
+                noisy = noisy.flip(dim) if noisy is not None else None
+        return clip, noisy
+
+    def _pair_crop(self, pair: tuple[np.ndarray, np.ndarray]) -> tuple[Tensor, Tensor]:
+        H, W, _ = pair[0].shape
+        y = self.rng.randrange(H - self.crop + 1)
+        x = self.rng.randrange(W - self.crop + 1)
+        clean, noisy = (
+            torch.from_numpy(np.ascontiguousarray(img[y : y + self.crop, x : x + self.crop]))
+            .permute(2, 0, 1)
+            .float()
+            .div(255)
+            .expand(self.frames, -1, -1, -1)
+            for img in (pair[1], pair[0])
+        )
+        return clean, noisy
 
     def _video_crop(self, clip: np.ndarray) -> Tensor:
         T, H, W, _ = clip.shape
@@ -180,25 +232,16 @@ class ClipSampler:
         return torch.stack(crops)
 
 
-def add_noise(clean: Tensor, sigma: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Gaussian noise of std sigma/255 per clip, then clipped and quantised to 8 bits.
-
-    Args:
-        clean: (B, T, 3, H, W) in [0, 1]; sigma: (B,) on the 0-255 scale.
-    """
-    noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype).to(clean.device)
-    noisy = clean + noise * (sigma.to(clean.device).view(-1, 1, 1, 1, 1) / 255)
-    return torch.round(noisy.clamp(0, 1) * 255) / 255
-
-
 def charbonnier(out: Tensor, clean: Tensor) -> Tensor:
     """The paper's loss: sqrt(MSE + 1e-6)."""
     return torch.sqrt(F.mse_loss(out, clean) + 1e-6)
 
 
 def psnr(a: Tensor, b: Tensor) -> float:
-    mse = F.mse_loss(a.clamp(0, 1).double(), b.double()).item()
-    return 10 * math.log10(1 / max(mse, 1e-12))
+    """PSNR in dB of a (clamped to [0, 1]) against b, in float64."""
+    from snl_cli.metrics import psnr as psnr_np
+
+    return psnr_np(a.clamp(0, 1).double().cpu().numpy(), b.double().cpu().numpy(), peak=1.0)
 
 
 # ----------------------------------------------------------------------------- training
@@ -275,11 +318,52 @@ def evaluate(
         scores = []
         for clean in clips:
             clean = clean.to(device)
-            noisy = add_noise(clean[None], torch.tensor([float(sigma)]), gen)
+            noisy = gaussian(clean[None], torch.tensor([float(sigma)]), gen)
             scores.append(psnr(run_model(model, noisy, flow_fn, bf16, backend), clean[None]))
         result[sigma] = float(np.mean(scores))
     model.train(was_training)
     return result
+
+
+def pair_validation_set(folders: list[str], crop: int) -> list[tuple[Tensor, Tensor]]:
+    """Centre crops (crop x crop, 0 = whole) of held-out real pairs: (noisy, clean), each a
+    one-frame clip (1, 3, h, w)."""
+    out = []
+    for folder in folders:
+        for noisy, clean in load_pairs(Path(folder)):
+            H, W, _ = noisy.shape
+            h, w = (min(crop, H), min(crop, W)) if crop else (H, W)
+            y, x = (H - h) // 2, (W - w) // 2
+            out.append(
+                tuple(
+                    torch.from_numpy(np.ascontiguousarray(img[y : y + h, x : x + w]))
+                    .permute(2, 0, 1)[None]
+                    .float()
+                    / 255
+                    for img in (noisy, clean)
+                )
+            )
+    return out
+
+
+@torch.no_grad()
+def evaluate_pairs(
+    model: STAN,
+    pairs: list[tuple[Tensor, Tensor]],
+    flow_fn: FlowFn | None,
+    bf16: bool,
+    backend: str = "auto",
+) -> float:
+    """Mean PSNR (dB) of the denoised noisy images of real pairs against their clean ones."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    scores = []
+    for noisy, clean in pairs:
+        out = run_model(model, noisy[None].to(device), flow_fn, bf16, backend)
+        scores.append(psnr(out, clean[None].to(device)))
+    model.train(was_training)
+    return float(np.mean(scores))
 
 
 def budget_spent(opts: TrainOptions, step: int, minutes: float) -> float:
@@ -327,12 +411,28 @@ def _save_checkpoint(
     tmp.replace(path)
 
 
+def training_batch(
+    sampler: ClipSampler, opts: TrainOptions, rng: random.Random
+) -> tuple[Tensor, Tensor]:
+    """(clean, noisy), each (batch, frames, 3, crop, crop): real pairs as they are, every other
+    clip degraded by the run's noise model (`synthetic.degrade`)."""
+    cleans, noisies = [], []
+    for _ in range(opts.batch):
+        clean, noisy = sampler.sample()
+        if noisy is None:
+            noisy, _ = degrade(clean, opts.noise, rng, opts.sigma_max)
+        cleans.append(clean)
+        noisies.append(noisy)
+    return torch.stack(cleans), torch.stack(noisies)
+
+
 def _loop(
     opts: TrainOptions,
     model: STAN,
     optim: torch.optim.Optimizer,
     sampler: ClipSampler,
     val_clips: list[Tensor],
+    val_pairs: list[tuple[Tensor, Tensor]],
     flow_fn: FlowFn | None,
     state: TrainState,
     rng: random.Random,
@@ -348,17 +448,20 @@ def _loop(
     while (spent := budget_spent(opts, state.step, state.minutes)) < 1.0:
         for group in optim.param_groups:
             group["lr"] = _lr_at(opts, spent)
-        clean = torch.stack([sampler.sample() for _ in range(opts.batch)]).to(device)
-        sigma = torch.rand(opts.batch) * opts.sigma_max
+        clean, noisy = training_batch(sampler, opts, rng)
         loss = train_step(
-            model, optim, clean, add_noise(clean, sigma), flow_fn, opts.bf16, opts.backend
+            model, optim, clean.to(device), noisy.to(device), flow_fn, opts.bf16, opts.backend
         )
         state.step += 1
         state.minutes = base_minutes + (time.monotonic() - start) / 60
         info = {"loss": loss, "lr": optim.param_groups[0]["lr"]}
         now = time.monotonic()
-        if val_clips and (now - last_val) / 60 >= opts.val_minutes:
-            scores = evaluate(model, val_clips, (20, 40), flow_fn, opts.bf16, backend=opts.backend)
+        if (val_clips or val_pairs) and (now - last_val) / 60 >= opts.val_minutes:
+            scores: dict = {}
+            if val_clips:
+                scores = evaluate(model, val_clips, (20, 40), flow_fn, opts.bf16, backend=opts.backend)
+            if val_pairs:
+                scores["real"] = evaluate_pairs(model, val_pairs, flow_fn, opts.bf16, opts.backend)
             state.history.append(
                 {
                     "step": state.step,
@@ -373,6 +476,20 @@ def _loop(
             last_ckpt = time.monotonic()
         if progress is not None:
             progress(state, info)
+
+
+def noise_description(opts: TrainOptions) -> str:
+    """The training noise in words, for the manifest."""
+    gauss = f"Gaussian, sigma ~ U[0, {opts.sigma_max}] (0-255 scale)"
+    camera = (
+        "simulated camera (snl_cli.synthetic.random_camera: Poisson-Gaussian in linear light "
+        "after Brooks et al. 2019 with shot up to 0.02 and low-light gain up to 8, random WB "
+        "and colour matrix, RGGB mosaic and bilinear demosaic, in-camera chroma smoothing, "
+        "denoise and sharpening, JPEG q60-95 or x264 crf 16-30)"
+    )
+    text = {"gaussian": gauss, "camera": camera, "mix": f"1/3 {gauss}; 2/3 {camera}"}
+    pairs = f"; {PAIR_SHARE:.0%} of clips from real pairs" if opts.pairs else ""
+    return text[opts.noise] + pairs + "; blind"
 
 
 def train(
@@ -402,6 +519,8 @@ def train(
     else:
         arch = opts.architecture
         model = STAN(STANConfig.from_dict(arch) if arch else STANConfig())
+    if opts.noise not in NOISE_KINDS:
+        raise UsageError(f"--noise: expected one of {', '.join(NOISE_KINDS)}, got {opts.noise!r}")
     if flow_fn == "default":
         flow_fn = default_flow_fn(model.flow_downscale)
     device = resolve_device(opts.device)
@@ -420,35 +539,45 @@ def train(
 
     clips = [load_clip(p) for p in discover_clips(opts.data)] if opts.data else []
     stills = [img for folder in opts.stills for img in load_stills(Path(folder))]
-    sampler = ClipSampler(clips, stills, opts.frames, opts.crop, rng)
+    pairs = [pair for folder in opts.pairs for pair in load_pairs(Path(folder))]
+    sampler = ClipSampler(clips, stills, opts.frames, opts.crop, rng, pairs)
     val_clips = validation_set(opts.val, opts.val_frames, opts.val_crop) if opts.val else []
+    val_pairs = pair_validation_set(opts.val_pairs, opts.val_crop)
 
     model.train()
     try:
-        _loop(opts, model, optim, sampler, val_clips, flow_fn, state, rng, progress)
+        _loop(opts, model, optim, sampler, val_clips, val_pairs, flow_fn, state, rng, progress)
     except KeyboardInterrupt:
         _save_checkpoint(ckpt_path, model, optim, state, opts, rng)  # resume loses nothing
         raise
     _save_checkpoint(ckpt_path, model, optim, state, opts, rng)
-    final = {}
+    final: dict = {}
     if val_clips:
         final = evaluate(model, val_clips, VAL_SIGMAS, flow_fn, opts.bf16, backend=opts.backend)
+    real = {}
+    for folder in opts.val_pairs:  # whole images, one score per folder
+        full = pair_validation_set([folder], 0)
+        real[folder] = round(evaluate_pairs(model, full, flow_fn, opts.bf16, opts.backend), 3)
     manifest = {
         "model": "STAN",
         "command": "snl train " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else "",
         "training_data": {
             "clips": [str(p) for p in discover_clips(opts.data)] if opts.data else [],
             "stills": opts.stills,
+            "pairs": opts.pairs,
         },
         "validation_data": opts.val,
+        "validation_pairs": opts.val_pairs,
         "steps": state.step,
         "minutes": round(state.minutes, 2),
         "options": asdict(opts),
         "val_psnr": {str(s): round(v, 3) for s, v in final.items()},
+        "val_real_psnr": real,
         "val_note": f"centre {opts.val_crop}px crops of the first {opts.val_frames} frames, "
-        "seeded Gaussian noise quantised to 8 bits",
+        "seeded Gaussian noise quantised to 8 bits; real pairs: whole held-out images, "
+        "each denoised as a one-frame clip",
         "history": state.history,
-        "noise": f"Gaussian, sigma ~ U[0, {opts.sigma_max}] (0-255 scale), blind",
+        "noise": noise_description(opts),
         "fine_tuned_from": state.init,
     }
     return save_stan(model, opts.out, manifest)

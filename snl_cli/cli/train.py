@@ -23,6 +23,23 @@ def train(
         list[Path] | None,
         typer.Option("--stills", help="Folders of still images, moved smoothly into clips."),
     ] = None,
+    pairs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--pairs", help="Folders of real pairs (noisy/ and clean/, matching names) to train on."
+        ),
+    ] = None,
+    val_pairs: Annotated[
+        list[Path] | None,
+        typer.Option("--val-pairs", help="Folders of held-out real pairs to validate on."),
+    ] = None,
+    noise: Annotated[
+        str,
+        typer.Option(
+            help="Synthetic noise: gaussian (sigma 0-50), camera (simulated camera pipeline and "
+            "codecs) or mix (1/3 Gaussian)."
+        ),
+    ] = "mix",
     minutes: Annotated[
         float, typer.Option(min=0.01, help="Total training time (resumes count).")
     ] = 60.0,
@@ -71,7 +88,7 @@ def train(
     ] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
-    """Train STAN (blind, sigma ~ U[0, 50]) and write weights + manifest."""
+    """Train STAN (blind) on synthetic and real noise and write weights + manifest."""
     from snl_cli.console import FrameProgress, err_console, info
     from snl_cli.train import TrainOptions, budget_spent
     from snl_cli.train import train as run_training
@@ -88,6 +105,9 @@ def train(
             out=str(out),
             stills=[str(p) for p in stills or []],
             val=[str(p) for p in val or []],
+            pairs=[str(p) for p in pairs or []],
+            val_pairs=[str(p) for p in val_pairs or []],
+            noise=noise,
             minutes=minutes,
             steps=steps,
             crop=crop,
@@ -115,7 +135,7 @@ def train(
             plain_log = not err_console.is_terminal
 
             def report(state, fields: dict) -> None:
-                if plain_log and (state.step % 50 == 0 or 20 in fields):
+                if plain_log and (state.step % 50 == 0 or 20 in fields or "real" in fields):
                     info(
                         f"step {state.step} min {state.minutes:.1f} loss {fields['loss']:.4f} "
                         f"lr {fields['lr']:.2e}"
@@ -124,11 +144,14 @@ def train(
                             if 20 in fields
                             else ""
                         )
+                        + (f" real {fields['real']:.2f}" if "real" in fields else "")
                     )
                 spent = int(budget_spent(opts, state.step, state.minutes) * total)
                 text = f"step {state.step} loss {fields.get('loss', 0):.4f}"
                 if 20 in fields:
                     text += f" val σ20 {fields[20]:.2f} dB σ40 {fields[40]:.2f} dB"
+                if "real" in fields:
+                    text += f" real {fields['real']:.2f} dB"
                 bar.set_description(text)
                 bar.advance(max(spent - done[0], 0))
                 done[0] = max(spent, done[0])

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 
 from snl_cli.model.stan import STAN, STANConfig
+from snl_cli.synthetic import gaussian as add_noise
 from snl_cli.train import (
     ClipSampler,
     TrainOptions,
-    add_noise,
     budget_spent,
     charbonnier,
     train_step,
