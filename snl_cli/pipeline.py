@@ -30,15 +30,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from snl_cli.controls import Controls, apply_controls, check_controls, matrix_of
 from snl_cli.defaults import DEFAULT_CHUNK
 from snl_cli.denoisers import Denoiser, default_model, make_denoiser, resolve_device
-from snl_cli.errors import UsageError
+from snl_cli.errors import InputError, UsageError
 from snl_cli.heap import steady_heap
-from snl_cli.noise import SIGMA_RANGE, estimate_sigma, pick_frames
+from snl_cli.noise import SIGMA_RANGE, estimate_sigma, noise_report, pick_frames
 from snl_cli.video import ClipInfo, Frame, VideoWriter, check_output_path, probe, read_frames
 
 MIN_TILE = 64
 MEMORY_SHARE = 0.5  # of the memory available when the run starts, for auto tiles
+SIGMA_MODELS = frozenset({"nlm"})  # models that take σ as an input; the others are blind
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,9 @@ class DenoiseOptions:
         codec, crf, preset: encoder overrides (see `snl_cli.video.plan_output`).
         overwrite: replace an existing output.
         weights: STAN weights file (None: the shipped ones).
+        strength, luma, chroma, grain: post-denoise controls (see `snl_cli.controls`).
+        frames: (first, stop) frame indices to denoise, stop exclusive or None (the end).
+        start, duration: the part to denoise in seconds from the first frame (None: all).
     """
 
     model: str | None = None
@@ -68,11 +73,31 @@ class DenoiseOptions:
     preset: str | None = None
     overwrite: bool = False
     weights: str | None = None
+    strength: float = 1.0
+    luma: float | None = None
+    chroma: float | None = None
+    grain: float = 0.0
+    frames: tuple[int, int | None] | None = None
+    start: float | None = None
+    duration: float | None = None
 
     def settings(self) -> dict[str, Any]:
-        """The options that change the pixels written (what a batch manifest compares)."""
+        """The options that change the pixels written (what a batch manifest compares).
+
+        The controls and the cut are listed only when set, so that manifests written
+        before they existed still match a run with the defaults.
+        """
         keys = ("model", "sigma", "chunk", "overlap", "codec", "crf", "preset", "weights")
-        return {key: getattr(self, key) for key in keys}
+        settings = {key: getattr(self, key) for key in keys}
+        defaults = DenoiseOptions()
+        for key in ("strength", "luma", "chroma", "grain", "frames", "start", "duration"):
+            if getattr(self, key) != getattr(defaults, key):
+                settings[key] = getattr(self, key)
+        return settings
+
+    def controls(self, space: str | None = None) -> Controls:
+        """The post-denoise controls, in the YUV matrix of a clip tagged `space`."""
+        return Controls(self.strength, self.luma, self.chroma, self.grain, matrix_of(space))
 
 
 class Reporter(Protocol):
@@ -111,6 +136,22 @@ def check_options(options: DenoiseOptions) -> None:
         raise UsageError(f"--tile: expected at least {MIN_TILE} pixels, got {options.tile}")
     if options.sigma is not None and not 0 <= options.sigma <= 255:
         raise UsageError(f"--sigma: expected auto or a number in [0, 255], got {options.sigma}")
+    for problem in check_controls(options.controls()):
+        raise UsageError(problem)
+    _check_cut(options)
+
+
+def _check_cut(options: DenoiseOptions) -> None:
+    if options.frames is not None:
+        first, stop = options.frames
+        if first < 0 or (stop is not None and stop <= first):
+            raise UsageError(f"--frames: expected 0 <= A < B, got {first}:{stop}")
+        if options.start is not None or options.duration is not None:
+            raise UsageError("--frames: give either --frames or --start/--duration, not both")
+    if options.start is not None and options.start < 0:
+        raise UsageError(f"--start: expected seconds >= 0, got {options.start:g}")
+    if options.duration is not None and options.duration <= 0:
+        raise UsageError(f"--duration: expected seconds > 0, got {options.duration:g}")
 
 
 def denoise_file(
@@ -163,10 +204,16 @@ def denoise_file(
         )
     window = options.chunk + 2 * overlap
     tile = options.tile or auto_tile(denoiser, window, info.height, info.width)
+    controls = options.controls(info.color.get("space"))
     start = time.perf_counter()
-    stream = _Lookahead(read_frames(src))
+    stream = _Lookahead(cut_frames(src, options))
     try:
-        sigma, estimate = _pick_sigma(options.sigma, stream.fill(window + 1), reporter)
+        first_frames = stream.fill(window + 1)
+        if not first_frames:
+            raise InputError(f"no frames in the part asked for ({_describe_cut(options)})", src)
+        sigma, estimate = _pick_sigma(options.sigma, first_frames, reporter)
+        sampled = [first_frames[i].rgb for i in pick_frames(len(first_frames))]
+        noise = noise_report(sampled, _report_matrix(info))
         summary = {
             "input": str(src),
             "output": str(dst),
@@ -181,12 +228,22 @@ def denoise_file(
             "chunk": options.chunk,
             "overlap": overlap,
             "tile": tile if tile < max(info.height, info.width) else None,
+            "blind": denoiser.name not in SIGMA_MODELS,
+            "noise": noise["overall"],
+            "controls": controls.to_json(),
         }
+        cut_start = None
+        if _is_cut(options):
+            cut_start = first_frames[0].pts
+            summary["cut"] = {"first_frame": first_frames[0].source_index,
+                              "start": round(first_frames[0].time, 6)}  # fmt: skip
+            info = dataclasses.replace(info, frames=_cut_length(info, options))
         with VideoWriter(dst, info, codec=options.codec, crf=options.crf,
-                         preset=options.preset, overwrite=options.overwrite) as writer:  # fmt: skip
+                         preset=options.preset, overwrite=options.overwrite,
+                         start_pts=cut_start) as writer:  # fmt: skip
             summary["plan"] = writer.plan.to_json()
             reporter.started(info, summary)
-            run = _ChunkRun(denoiser, sigma, options.chunk, overlap, tile)
+            run = _ChunkRun(denoiser, sigma, options.chunk, overlap, tile, controls)
             for frame in run.frames(stream):
                 writer.write(frame)
                 summary["frames"] += 1
@@ -197,6 +254,69 @@ def denoise_file(
     summary["seconds"] = round(seconds, 3)
     summary["fps"] = round(summary["frames"] / seconds, 3) if seconds > 0 else None
     return summary
+
+
+def _report_matrix(info: ClipInfo) -> str | None:
+    """The YUV matrix the noise report uses for a clip (None: an RGB clip, report R, G, B)."""
+    from snl_cli.video.colour import sws_matrix
+
+    is_rgb = info.pix_fmt.startswith(("gbr", "rgb", "bgr", "gray", "pal"))
+    return None if is_rgb else sws_matrix(info.color)
+
+
+def _is_cut(options: DenoiseOptions) -> bool:
+    return options.frames is not None or options.start is not None or options.duration is not None
+
+
+def _describe_cut(options: DenoiseOptions) -> str:
+    if options.frames is not None:
+        first, stop = options.frames
+        return f"--frames {first}:{'' if stop is None else stop}"
+    return f"--start {options.start or 0:g} --duration {options.duration or 'all'}"
+
+
+def _cut_length(info: ClipInfo, options: DenoiseOptions) -> int:
+    """Frames expected in the cut (for the progress bar; the run counts what it writes)."""
+    if options.frames is not None:
+        first, stop = options.frames
+        return max(0, min(info.frames, stop if stop is not None else info.frames) - first)
+    begin = round((options.start or 0.0) * float(info.fps))
+    length = info.frames if options.duration is None else round(options.duration * float(info.fps))
+    end = begin + length
+    return max(0, min(info.frames, end) - begin)
+
+
+def cut_frames(src: str | os.PathLike[str], options: DenoiseOptions) -> Iterator[Frame]:
+    """The frames `options` asks for (--frames, or --start/--duration), indexed from 0.
+
+    Each frame keeps its pts (the writer shifts them, see `VideoWriter(start_pts=...)`);
+    `source_index` is its index in the whole clip. Times count from the first frame.
+    """
+    if options.frames is not None:
+        first, stop = options.frames
+        frames: Iterator[Frame] = read_frames(src, start=first, stop=stop)
+    else:
+        first, frames = 0, read_frames(src)
+    begin, length = options.start, options.duration
+    origin: float | None = None
+    index = 0
+    for frame in frames:
+        origin = frame.time if origin is None else origin
+        if begin is not None or length is not None:
+            offset = frame.time - origin - (begin or 0.0)
+            if offset < -1e-6:
+                continue
+            if length is not None and offset >= length - 1e-6:
+                return
+        yield _Indexed(frame.rgb, frame.pts, frame.time_base, index, frame.name, frame.index)
+        index += 1
+
+
+@dataclass(frozen=True, eq=False)
+class _Indexed(Frame):
+    """A Frame renumbered from 0 within a cut; `source_index` is its index in the clip."""
+
+    source_index: int = 0
 
 
 def _pick_sigma(
@@ -247,8 +367,17 @@ class _Lookahead:
 class _ChunkRun:
     """The chunk loop: windows of chunk + 2·overlap frames, blended where they overlap."""
 
-    def __init__(self, denoiser: Denoiser, sigma: float, chunk: int, overlap: int, tile: int):
+    def __init__(
+        self,
+        denoiser: Denoiser,
+        sigma: float,
+        chunk: int,
+        overlap: int,
+        tile: int,
+        controls: Controls | None = None,
+    ):
         self.denoiser, self.sigma = denoiser, sigma
+        self.controls = controls or Controls()
         self.chunk, self.overlap, self.tile = chunk, overlap, tile
         self._sums: dict[int, np.ndarray] = {}
         self._weights: dict[int, float] = {}
@@ -291,7 +420,8 @@ class _ChunkRun:
 
     def _finish(self, frame: Frame) -> Frame:
         rgb = self._sums.pop(frame.index) / self._weights.pop(frame.index)
-        return dataclasses.replace(frame, rgb=np.clip(rgb, 0.0, 1.0, out=rgb))
+        rgb = apply_controls(frame.rgb, np.clip(rgb, 0.0, 1.0, out=rgb), self.controls)
+        return dataclasses.replace(frame, rgb=rgb)
 
 
 def ramp_weights(length: int, overlap: int, shared_start: bool, shared_end: bool) -> list[float]:

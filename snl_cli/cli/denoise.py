@@ -72,6 +72,49 @@ WeightsOpt = Annotated[
     Path | None,
     typer.Option("--weights", help=r"STAN weights file \[default: the ones shipped with snl]."),
 ]
+StrengthOpt = Annotated[
+    float,
+    typer.Option(
+        "--strength",
+        min=0.0,
+        max=1.0,
+        metavar="S",
+        help="Blend of input (0) and full denoise (1), for every model: the output is "
+        "input + S x (denoised - input); the model itself is not steered.",
+    ),
+]
+LumaOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--luma",
+        min=0.0,
+        max=1.0,
+        metavar="S",
+        help=r"Strength for luma (Y of the clip's own YUV matrix) \[default: --strength].",
+    ),
+]
+ChromaOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--chroma",
+        min=0.0,
+        max=1.0,
+        metavar="S",
+        help=r"Strength for chroma (Cb, Cr); --luma 0 --chroma 1 removes colour blotches and "
+        r"keeps luma grain \[default: --strength].",
+    ),
+]
+GrainOpt = Annotated[
+    float,
+    typer.Option(
+        "--grain",
+        min=0.0,
+        max=1.0,
+        metavar="G",
+        help="Share of the fine-scale residual (input - output, high-passed) put back: "
+        "0 removes it all, 1 keeps all pixel-scale grain.",
+    ),
+]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
 
@@ -104,6 +147,13 @@ def denoise_options(
     preset: str | None,
     overwrite: bool,
     weights: Path | None = None,
+    strength: float = 1.0,
+    luma: float | None = None,
+    chroma: float | None = None,
+    grain: float = 0.0,
+    frames: str | None = None,
+    start: float | None = None,
+    duration: float | None = None,
 ) -> DenoiseOptions:
     """The pipeline's options from the command-line values (usage errors raised here)."""
     from snl_cli.pipeline import DenoiseOptions
@@ -124,7 +174,31 @@ def denoise_options(
         preset=preset,
         overwrite=overwrite,
         weights=None if weights is None else str(weights),
+        strength=strength,
+        luma=luma,
+        chroma=chroma,
+        grain=grain,
+        frames=None if frames is None else parse_frames(frames),
+        start=start,
+        duration=duration,
     )
+
+
+def parse_frames(text: str) -> tuple[int, int | None]:
+    """ "A:B" → (A, B), "A:" → (A, None): frames A to B-1, counted from 0."""
+    first, sep, stop = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        a = int(first) if first.strip() else 0
+        b = int(stop) if stop.strip() else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected A:B (frames A to B-1), got {text!r}", param_hint="--frames"
+        ) from None
+    if a < 0 or (b is not None and b <= a):
+        raise typer.BadParameter(f"expected 0 <= A < B, got {text!r}", param_hint="--frames")
+    return a, b
 
 
 def denoise(
@@ -140,13 +214,43 @@ def denoise(
     crf: CrfOpt = None,
     preset: PresetOpt = None,
     weights: WeightsOpt = None,
+    strength: StrengthOpt = 1.0,
+    luma: LumaOpt = None,
+    chroma: ChromaOpt = None,
+    grain: GrainOpt = 0.0,
+    frames: Annotated[
+        str | None,
+        typer.Option(
+            "--frames",
+            metavar="A:B",
+            help=r"Only frames A to B-1 (from 0; 'A:' runs to the end) \[default: all].",
+        ),
+    ] = None,
+    start: Annotated[
+        float | None,
+        typer.Option(
+            "--start", min=0.0, metavar="T", help=r"Start at T seconds \[default: the start]."
+        ),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            "--duration", min=0.0, metavar="D", help=r"Only D seconds \[default: to the end]."
+        ),
+    ] = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Denoise one clip; audio, subtitles, timestamps, bit depth and colour are kept."""
+    """Denoise one clip; audio, subtitles, timestamps, bit depth and colour are kept.
+
+    With --frames or --start/--duration only that part is written; its timestamps start
+    at 0 and the audio and subtitles are cut to the same span.
+    """
     options = denoise_options(
         model=model, sigma=sigma, chunk=chunk, overlap=overlap, tile=tile, device=device,
         codec=codec, crf=crf, preset=preset, overwrite=overwrite, weights=weights,
+        strength=strength, luma=luma, chroma=chroma, grain=grain, frames=frames,
+        start=start, duration=duration,
     )  # fmt: skip
     from snl_cli.pipeline import denoise_file
 
@@ -182,6 +286,8 @@ class ProgressReporter:
             f"sigma {summary['sigma']:g} ({how}), chunk {summary['chunk']} "
             f"overlap {summary['overlap']}{tiles}"
         )
+        if summary.get("noise") is not None:
+            info(noise_line(summary))
         self.close()
         self._bar = FrameProgress(self.label or "denoise", total=clip.frames)
         self._bar.__enter__()
@@ -192,6 +298,25 @@ class ProgressReporter:
 
     def warned(self, message: str) -> None:
         warn(message)
+
+
+def noise_line(summary: dict[str, Any]) -> str:
+    """What the model is told and what the clip shows, e.g. "model stan is blind (...)"."""
+    seen = ", ".join(
+        f"{k} {v:g}" if v is not None else f"{k} ?" for k, v in summary["noise"].items()
+    )
+    if summary.get("blind"):
+        head = f"model {summary['model']} is blind (it estimates the noise itself)"
+    else:
+        head = f"model {summary['model']} uses sigma {summary['sigma']:g}"
+    controls = summary.get("controls") or {}
+    blend = ""
+    if controls and (controls["luma"], controls["chroma"], controls["grain"]) != (1, 1, 0):
+        blend = (
+            f"; blend luma {controls['luma']:g} chroma {controls['chroma']:g} "
+            f"grain {controls['grain']:g} ({controls['matrix']})"
+        )
+    return f"{head}; noise seen in the first frames: {seen}{blend}"
 
 
 def render_summary(summary: dict[str, Any]) -> None:

@@ -57,6 +57,9 @@ class VideoWriter:
             subtitles are taken from it (and the side streams from `like.path`).
         codec, crf, preset: encoder overrides (see `plan_output` for the defaults).
         overwrite: replace an existing output.
+        start_pts: write a part of the clip that starts at this pts (input time base):
+            video pts and the copied side packets shift by it so the output starts at 0;
+            side packets before it, or after the last frame written, are left out.
 
     Raises:
         OutputError: the output exists (without `overwrite`), is the input, or cannot be
@@ -73,6 +76,7 @@ class VideoWriter:
         crf: int | None = None,
         preset: str | None = None,
         overwrite: bool = False,
+        start_pts: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.like = like
@@ -81,7 +85,11 @@ class VideoWriter:
         self.plan = plan_output(like, self.path, codec=codec, crf=crf, preset=preset)
         sink_class = _ImageSink if self.plan.kind == "images" else _VideoSink
         self._sink: _ImageSink | _VideoSink = sink_class(self.plan, like)
+        self.start_pts = start_pts
+        if start_pts is not None and isinstance(self._sink, _VideoSink):
+            self._sink.cut_start = float(start_pts * like.time_base)
         self.frames_written = 0
+        self.repaired_pts = 0
         self._last_pts: int | None = None
 
     def __enter__(self) -> VideoWriter:
@@ -124,7 +132,7 @@ class VideoWriter:
             name: file name stem for frame-folder outputs (a Frame carries its own).
 
         Raises:
-            ValueError: wrong shape, or a pts not after the previous one.
+            ValueError: wrong shape.
             OutputError: the encoder or the disk failed.
         """
         if isinstance(frame, Frame):
@@ -141,8 +149,13 @@ class VideoWriter:
         self._last_pts = out_pts
 
     def _out_pts(self, pts: int | None, time_base: Fraction | None) -> int:
-        """The pts in the input's time base; missing pts continue at the average rate."""
-        base = self.like.time_base
+        """The pts in the output's time base; missing pts continue at the average rate.
+
+        A pts that does not increase (duplicate stamps in a broken input, or two frames
+        rounded onto one tick of a coarser encoder time base) is moved one tick past the
+        previous one and counted in `repaired_pts`, as FFmpeg's muxers do.
+        """
+        base = self.time_base
         if pts is None:
             step = 1 / (self.like.fps * base)
             out = round(self.frames_written * step)
@@ -151,8 +164,14 @@ class VideoWriter:
         else:
             out = round(pts * Fraction(time_base) / base)
         if self._last_pts is not None and out <= self._last_pts:
-            raise ValueError(f"pts must increase: got {out} after {self._last_pts}")
+            out = self._last_pts + 1
+            self.repaired_pts += 1
         return out
+
+    @property
+    def time_base(self) -> Fraction:
+        """The time base of the written pts (the input's unless the encoder refused it)."""
+        return self.plan.time_base or self.like.time_base
 
 
 class _VideoSink:
@@ -169,6 +188,9 @@ class _VideoSink:
         self.side_packets = None
         self.pending: av.Packet | None = None
         self.deep = plan.bit_depth > 8
+        self.time_base = plan.time_base or like.time_base
+        self.cut_start: float | None = None  # seconds: a part of the clip is written
+        self.last_time = 0.0
 
     def open(self) -> None:
         os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints a banner unless told
@@ -188,9 +210,10 @@ class _VideoSink:
         like, plan = self.like, self.plan
         stream = self.output.add_stream(plan.codec, rate=like.fps, options=dict(plan.options))
         stream.width, stream.height, stream.pix_fmt = like.width, like.height, plan.pix_fmt
-        # The input's time base, not 1/fps: each frame's pts is kept, so VFR survives.
-        stream.codec_context.time_base = like.time_base
-        stream.time_base = like.time_base
+        # The input's time base, not 1/fps: each frame's pts is kept, so VFR survives
+        # (unless the encoder takes only 1/fps, as MPEG-1/2 do: see plan_output).
+        stream.codec_context.time_base = self.time_base
+        stream.time_base = self.time_base
         apply_tags(stream.codec_context, plan.color)
         if like.rotation:
             stream.set_display_rotation(like.rotation)
@@ -225,10 +248,11 @@ class _VideoSink:
 
     def write(self, rgb: np.ndarray, pts: int, name: str | None, index: int) -> None:
         frame = from_rgb(rgb, self.plan.pix_fmt, self.plan.color, self.deep)
-        frame.pts, frame.time_base = pts, self.like.time_base
+        frame.pts, frame.time_base = pts, self.time_base
+        self.last_time = float(pts * self.time_base)
         try:
             self.output.mux(self.stream.encode(frame))
-            self._copy_side_packets(until=float(pts * self.like.time_base))
+            self._copy_side_packets(until=float(pts * self.time_base))
         except av.FFmpegError as exc:
             raise OutputError(f"encoding failed: {exc.strerror}", self.plan.path) from exc
         except OSError as exc:
@@ -243,11 +267,31 @@ class _VideoSink:
                     return
             packet = self.pending
             stamp = packet.dts if packet.dts is not None else packet.pts
-            if until is not None and float(stamp * packet.time_base) > until:
+            seconds = float(stamp * packet.time_base) - (self.cut_start or 0.0)
+            if until is not None and seconds > until:
                 return
+            if self.cut_start is not None:
+                self.pending = None
+                if until is None and seconds > self.last_time + 1.0:
+                    self.side_packets = None  # well past the part written: stop demuxing
+                    return
+                if not self._shift_into_cut(packet, seconds):
+                    continue
             packet.stream = self.side_map[packet.stream.index]
             self.output.mux(packet)
             self.pending = None
+
+    def _shift_into_cut(self, packet: av.Packet, seconds: float) -> bool:
+        """Shift a packet by the cut's start; False for one outside the part written."""
+        end = self.last_time + 1 / float(self.like.fps)
+        if seconds < -1e-6 or seconds >= end - 1e-6:
+            return False
+        shift = round(self.cut_start / packet.time_base)
+        if packet.pts is not None:
+            packet.pts -= shift
+        if packet.dts is not None:
+            packet.dts -= shift
+        return True
 
     def _next_side_packet(self) -> av.Packet | None:
         while True:
