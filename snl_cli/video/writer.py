@@ -163,6 +163,8 @@ class VideoWriter:
             out = int(pts)
         else:
             out = round(pts * Fraction(time_base) / base)
+        if self.start_pts is not None and pts is not None:
+            out -= round(self.start_pts * self.like.time_base / base)
         if self._last_pts is not None and out <= self._last_pts:
             out = self._last_pts + 1
             self.repaired_pts += 1
