@@ -7,9 +7,11 @@ which audio/subtitle streams the container can hold. `snl denoise --json` report
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,8 @@ class OutputPlan:
         color: colour tags written on the stream and frames.
         copied: streams copied from the input, e.g. "audio:aac".
         dropped: streams the output container cannot hold, with the reason.
+        time_base: the encoder's time base; the input's, unless the encoder refuses it
+            (MPEG-1/2 take only 1/frame-rate), then frame pts are moved onto 1/fps.
     """
 
     path: Path
@@ -72,6 +76,7 @@ class OutputPlan:
     color: ColourTags = field(default_factory=dict)
     copied: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    time_base: Fraction | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form, for `snl denoise --json`."""
@@ -86,6 +91,7 @@ class OutputPlan:
             "color": dict(self.color),
             "copied": list(self.copied),
             "dropped": list(self.dropped),
+            "time_base": None if self.time_base is None else str(self.time_base),
         }
 
 
@@ -128,21 +134,92 @@ def plan_output(
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise OutputError("an image suffix names one picture; give a folder for frames", path)
     muxer, supported = _muxer(path)
-    encoder = _pick_encoder(like, path, codec, muxer, supported)
-    pix_fmt = choose_pix_fmt(encoder, like.pix_fmt, like.width, like.height)
-    copied, dropped = _side_streams(like, supported, f"{muxer} cannot hold {{codec}}")
-    return OutputPlan(
-        path=path,
-        kind="video",
-        container=muxer,
-        codec=encoder,
-        pix_fmt=pix_fmt,
-        bit_depth=max(c.bits for c in av.VideoFormat(pix_fmt).components),
-        options=_encoder_options(encoder, crf, preset),
-        color=_output_tags(like, pix_fmt),
-        copied=copied,
-        dropped=dropped,
+    failures = []
+    for encoder in _encoder_candidates(like, path, codec, muxer, supported):
+        pix_fmt = choose_pix_fmt(encoder, like.pix_fmt, like.width, like.height)
+        options = _encoder_options(encoder, crf, preset)
+        try:
+            time_base = trial_encode(like, muxer, encoder, pix_fmt, options)
+        except (av.FFmpegError, ValueError) as exc:
+            failures.append(f"{encoder}: {_ffmpeg_cause(exc)}")
+            continue
+        copied, dropped = _side_streams(like, supported, f"{muxer} cannot hold {{codec}}")
+        return OutputPlan(
+            path=path,
+            kind="video",
+            container=muxer,
+            codec=encoder,
+            pix_fmt=pix_fmt,
+            bit_depth=max(c.bits for c in av.VideoFormat(pix_fmt).components),
+            options=options,
+            color=_output_tags(like, pix_fmt),
+            copied=copied,
+            dropped=dropped,
+            time_base=time_base,
+        )
+    reason = "; ".join(failures)
+    raise OutputError(
+        f"{muxer} cannot be written from this clip ({like.width}x{like.height}, "
+        f"{float(like.fps):g} fps): {reason}; try a .mkv or .mp4 output",
+        path,
     )
+
+
+def trial_encode(
+    like: ClipInfo, muxer: str, encoder: str, pix_fmt: str, options: dict[str, str]
+) -> Fraction:
+    """Encode two blank frames into `muxer` in memory, as the writer will; return the
+    encoder time base that worked (the input's, else 1/fps).
+
+    Catches before any decoding what only the encoder or muxer knows: frame rates MPEG-2
+    refuses, sizes DV cannot hold, codecs a muxer rejects at its header.
+
+    Raises:
+        av.FFmpegError, ValueError: the last failure, when neither time base works.
+    """
+    rate = Fraction(like.fps).limit_denominator(1_000_000) or Fraction(25)
+    error: Exception | None = None
+    for time_base in dict.fromkeys([like.time_base, 1 / rate]):
+        try:
+            _encode_blank(muxer, encoder, pix_fmt, options, like, time_base, rate)
+        except (av.FFmpegError, ValueError) as exc:
+            error = exc
+            continue
+        return time_base
+    assert error is not None
+    raise error
+
+
+def _encode_blank(
+    muxer: str,
+    encoder: str,
+    pix_fmt: str,
+    options: dict[str, str],
+    like: ClipInfo,
+    time_base: Fraction,
+    rate: Fraction,
+) -> None:
+    with av.open(io.BytesIO(), "w", format=muxer) as container:
+        stream = container.add_stream(encoder, rate=rate, options=dict(options))
+        stream.width, stream.height, stream.pix_fmt = like.width, like.height, pix_fmt
+        stream.codec_context.time_base = time_base
+        stream.time_base = time_base
+        step = max(1, round(1 / (rate * time_base)))
+        for index in range(2):
+            frame = av.VideoFrame(like.width, like.height, pix_fmt)
+            for plane in frame.planes:
+                memoryview(plane)[:] = bytes(plane.buffer_size)
+            frame.pts, frame.time_base = index * step, time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def _ffmpeg_cause(exc: Exception) -> str:
+    """The most telling words of an FFmpeg failure: its last log line, else strerror."""
+    text = str(exc)
+    if "last error log:" in text:
+        return text.split("last error log:", 1)[1].strip().rstrip(".")
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 def _muxer(path: Path) -> tuple[str, frozenset[str]]:
@@ -151,32 +228,57 @@ def _muxer(path: Path) -> tuple[str, frozenset[str]]:
     probe_target.name = path.name  # av.open guesses the format from this name
     try:
         with av.open(probe_target, "w") as container:
-            return container.format.name, frozenset(container.supported_codecs)
+            name = container.format.name
+            extra = _UNLISTED_MUXERS.get(name, frozenset())
+            return name, frozenset(container.supported_codecs) | extra
     except (av.FFmpegError, ValueError) as exc:
         raise OutputError(f"no known video container for suffix {path.suffix!r}", path) from exc
 
 
-def _pick_encoder(
+def _encoder_candidates(
     like: ClipInfo, path: Path, codec: str | None, muxer: str, supported: frozenset[str]
-) -> str:
+) -> list[str]:
+    """Encoders to try, best first: --codec alone, else the one following the input and
+    then the container's own default. Muxers that do not list their codecs (MPEG-TS/PS)
+    get the trial encode to decide."""
     if codec is not None:
         codec = _check_encoder(codec)
-        if not _muxable(codec, supported):
+        if supported and not _muxable(codec, supported) and _lists_codecs(muxer):
             raise OutputError(f"{muxer} cannot hold {codec} video; try a .mkv output", path)
-        return codec
+        return [codec]
     if like.codec in FOLLOW_CODEC:
         wanted = FOLLOW_CODEC[like.codec]
     elif like.codec in LOSSLESS_CODECS:
         wanted = "ffv1"
     else:
         wanted = "libx264"
-    if _muxable(wanted, supported):
-        return wanted
+    candidates = []
+    if _muxable(wanted, supported) or not _lists_codecs(muxer):
+        candidates.append(wanted)
     with av.open(io.BytesIO(), "w", format=muxer) as container:
         fallback = container.default_video_codec
-    if fallback and fallback != "none" and _muxable(fallback, supported):
-        return av.codec.Codec(fallback, "w").name
-    raise OutputError(f"{muxer} cannot hold {wanted} video; try a .mkv output", path)
+    if fallback and fallback != "none":
+        with contextlib.suppress(av.FFmpegError, ValueError):
+            candidates.append(av.codec.Codec(fallback, "w").name)
+    if not candidates:
+        raise OutputError(f"{muxer} cannot hold {wanted} video; try a .mkv output", path)
+    return list(dict.fromkeys(candidates))
+
+
+# Muxers whose codec list (avformat_query_codec) is complete; the others are tried.
+def _lists_codecs(muxer: str) -> bool:
+    return muxer not in _UNLISTED_MUXERS
+
+
+_MPEG_PS = {"h264", "hevc", "mpeg1video", "mpeg2video", "mpeg4", "mp2", "mp3", "ac3", "dts",
+            "pcm_dvd"}  # fmt: skip
+# What FFmpeg's MPEG-TS/PS muxers hold beyond the few codecs they list.
+_UNLISTED_MUXERS: dict[str, frozenset[str]] = {
+    "mpegts": frozenset(_MPEG_PS | {"aac", "aac_latm", "eac3", "opus", "truehd", "av1", "vvc",
+                                    "dvb_subtitle", "dvb_teletext", "hdmv_pgs_subtitle"}),
+    "mpeg": frozenset(_MPEG_PS), "vob": frozenset(_MPEG_PS), "svcd": frozenset(_MPEG_PS),
+    "vcd": frozenset(_MPEG_PS), "dvd": frozenset(_MPEG_PS), "mxf": frozenset(), "gxf": frozenset(),
+}  # fmt: skip
 
 
 def _check_encoder(codec: str) -> str:
@@ -201,15 +303,29 @@ def _muxable(encoder: str, supported: frozenset[str]) -> bool:
     return canonical in supported
 
 
+# Valid --crf ranges and --preset names per encoder (checked before any work).
+CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libsvtav1": (1, 63)}
+_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                 "slower", "veryslow", "placebo")  # fmt: skip
+PRESETS = {"libx264": _X26X_PRESETS, "libx265": _X26X_PRESETS,
+           "libsvtav1": tuple(str(n) for n in range(-1, 14))}  # fmt: skip
+
+
 def _encoder_options(encoder: str, crf: int | None, preset: str | None) -> dict[str, str]:
     options = dict(CRF_DEFAULTS.get(encoder, {}))
     if crf is not None:
         if "crf" not in options:
             raise UsageError(f"--crf does not apply to {encoder}")
+        low, high = CRF_RANGES.get(encoder, (0, 63))
+        if not low <= crf <= high:
+            raise UsageError(f"--crf for {encoder}: expected {low} to {high}, got {crf}")
         options["crf"] = str(crf)
     if preset is not None:
         if encoder not in _PRESET_KEY:
             raise UsageError(f"--preset does not apply to {encoder}")
+        if preset not in PRESETS[encoder]:
+            names = ", ".join(PRESETS[encoder])
+            raise UsageError(f"--preset for {encoder}: expected one of {names}; got {preset!r}")
         options[_PRESET_KEY[encoder]] = preset
     return options
 
@@ -275,6 +391,7 @@ def _distance(candidate: str, source: str) -> tuple:
     have_x, have_y = _subsampling(candidate)
     depth, want_depth = _depth(candidate), _depth(source)
     return (
+        _family(candidate) == "gray" and _family(source) != "gray",  # never lose colour
         _family(candidate) != _family(source),
         depth < want_depth,
         abs(depth - want_depth),

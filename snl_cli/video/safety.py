@@ -36,7 +36,8 @@ def check_output_path(src: str | os.PathLike[str], dst: str | os.PathLike[str], 
     """Raise OutputError if writing `dst` could harm the input or an existing file.
 
     Refuses, always: `dst` is `src`, `dst` is a folder that contains `src`, or `dst` is an
-    image inside the input frame folder. Refuses unless `overwrite`: `dst` exists.
+    image inside the input frame folder. Refuses unless `overwrite`: `dst` exists. With
+    `overwrite`, an existing frame-folder target must hold only images.
     """
     src, dst = Path(src), Path(dst)
     if same_path(src, dst):
@@ -47,6 +48,8 @@ def check_output_path(src: str | os.PathLike[str], dst: str | os.PathLike[str], 
         raise OutputError("output would land among the input frames", dst)
     if dst.exists() and not overwrite:
         raise OutputError("already exists; pass --overwrite to replace it", dst)
+    if dst.exists() and overwrite and (dst.is_dir() or not dst.suffix):
+        _check_replaceable(dst)  # a frame folder: refuse now, not after the work
 
 
 def _contains(folder: Path, path: Path) -> bool:

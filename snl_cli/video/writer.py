@@ -152,8 +152,8 @@ class VideoWriter:
         """The pts in the output's time base; missing pts continue at the average rate.
 
         A pts that does not increase (duplicate stamps in a broken input, or two frames
-        rounded onto one tick of a coarser encoder time base) is moved one tick past the
-        previous one and counted in `repaired_pts`, as FFmpeg's muxers do.
+        rounded onto one tick of a coarser encoder time base) is moved one frame duration
+        (at the clip's average rate) past the previous one and counted in `repaired_pts`.
         """
         base = self.time_base
         if pts is None:
@@ -166,7 +166,7 @@ class VideoWriter:
         if self.start_pts is not None and pts is not None:
             out -= round(self.start_pts * self.like.time_base / base)
         if self._last_pts is not None and out <= self._last_pts:
-            out = self._last_pts + 1
+            out = self._last_pts + max(1, round(1 / (self.like.fps * base)))
             self.repaired_pts += 1
         return out
 
