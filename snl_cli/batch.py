@@ -487,6 +487,7 @@ def run_batch(
         rows.append(row)
         if events is not None:
             events.done(row)
+    plan.manifest.write()  # also when nothing was to do: `--status` sees that this share ran
     return batch_report(plan, batch.shard, rows, time.perf_counter() - start)
 
 

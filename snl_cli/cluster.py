@@ -162,6 +162,8 @@ def run_batch_ray(
     if jobs:
         with _RaySession(ray_options.address):
             rows += _Scheduler(plan, jobs, ray_options, denoiser_factory, events).run()
+    else:
+        plan.manifest.write()  # `--status` sees that this share ran
     return batch_report(plan, batch.shard, rows, time.perf_counter() - start)
 
 
@@ -323,10 +325,13 @@ class _Scheduler:
         if self.events is not None:
             self.events.started(self.total, self.workers, self._resources())
         self._claim()
-        idle = [self._new_worker() for _ in range(self.workers)]
+        idle: list[Any] = []
         running: dict[Any, tuple[Any, Job]] = {}
         try:
             while self.queue or running:
+                # Start workers (at first, and to replace dead ones) only for queued clips.
+                wanted = min(self.workers - len(running), len(self.queue)) - len(idle)
+                idle += [self._new_worker() for _ in range(max(wanted, 0))]
                 while idle and self.queue:
                     actor, job = idle.pop(), self.queue.popleft()
                     job.attempts += 1
@@ -335,7 +340,8 @@ class _Scheduler:
                 ready, _ = self.ray.wait(list(running), num_returns=1, timeout=POLL_S)
                 for ref in ready:
                     actor, job = running.pop(ref)
-                    idle.append(self._collect(ref, actor, job))
+                    if self._collect(ref, actor, job):
+                        idle.append(actor)
                 self._progress()
                 if time.monotonic() - self.last_write > MANIFEST_EVERY_S:
                     self._write()
@@ -358,14 +364,14 @@ class _Scheduler:
                                       "finished": now}, write=False)  # fmt: skip
         self._write()
 
-    def _collect(self, ref: Any, actor: Any, job: Job) -> Any:
-        """Record one returned clip (or requeue it); the worker to use next."""
+    def _collect(self, ref: Any, actor: Any, job: Job) -> bool:
+        """Record one returned clip (or requeue it); False if its worker died."""
         ray = self.ray
         try:
             result = ray.get(ref)
         except ray.exceptions.RayTaskError as exc:  # an unexpected error inside the clip
             self._finish(job, None, *_one_line(job, exc))
-            return actor
+            return True
         except ray.exceptions.RayError as exc:  # the worker (or its node) died
             _remove_temps(job.out)
             ray.kill(actor)
@@ -377,12 +383,12 @@ class _Scheduler:
             else:
                 tries = f"worker died on all {job.attempts} tries; last: "
                 self._finish(job, None, f"{job.src}: {tries}{cause}", tries + cause)
-            return self._new_worker()
+            return False
         if "error" in result:
             self._finish(job, result, result["error"], result["cause"])
         else:
             self._finish(job, result)
-        return actor
+        return True
 
     def _finish(self, job: Job, result: dict | None, error: str = "", cause: str = "") -> None:
         if result is not None and "summary" in result:

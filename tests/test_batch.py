@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from snl_cli.batch import (
     BatchOptions,
+    batch_status,
     find_clips,
     fingerprint,
     parse_shard,
@@ -237,3 +238,52 @@ def test_bad_folders(tmp_path: Path, tree: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match="not a folder"):
         run_batch(tree, tmp_path / "file", OPTIONS, denoiser=Blur())
+
+
+def test_status_merges_the_shards_manifests_and_retry_failed_reruns_only_failures(
+    tree: Path,
+) -> None:
+    (tree / "sub" / "bad.mp4").write_bytes(os.urandom(3000))
+    outdir = tree.parent / "out"
+    shares = {"a.mp4": 2, "sub/bad.mp4": 2, "sub/deeper/c.mov": 1, "frames": 3, "sub/b.mkv": 3}
+    assert {rel: shard_of(rel, 3) for rel in shares} == shares  # shares never move
+    for i in (1, 2):  # a job array of 3 whose third task never ran
+        run_batch(tree, outdir, OPTIONS, BatchOptions(recursive=True, shard=(i, 3)),
+                  denoiser=Blur())  # fmt: skip
+    status = batch_status(outdir)
+    assert {r["input"]: r["status"] for r in status["clips"]} == {
+        "a.mp4": "done", "sub/deeper/c.mov": "done", "sub/bad.mp4": "failed",
+        "frames": "missing", "sub/b.mkv": "missing",
+    }  # fmt: skip
+    assert status["manifests"] == [".snl-batch-1of3.json", ".snl-batch-2of3.json"]
+    assert (status["done"], status["failed"], status["missing"]) == (2, 1, 2)
+    bad = next(r for r in status["clips"] if r["input"] == "sub/bad.mp4")
+    assert bad["note"].startswith("cannot read as video")
+
+    (outdir / "a.mp4").unlink()
+    lost = next(r for r in batch_status(outdir)["clips"] if r["input"] == "a.mp4")
+    assert (lost["status"], lost["note"]) == ("missing", "output missing")
+
+    media.make_clip(tree / "sub" / "bad.mp4", frames=2)  # repaired
+    blur = Blur()
+    report = run_batch(tree, outdir, OPTIONS, BatchOptions(recursive=True, retry_failed=True),
+                       denoiser=blur)  # fmt: skip
+    assert _rows(report) == {"sub/bad.mp4": ("done", "failed before")} and blur.calls == 1
+    assert (
+        next(r for r in batch_status(outdir)["clips"] if r["input"] == "sub/bad.mp4")["status"]
+        == "done"
+    )
+
+
+def test_a_failed_clip_does_not_make_a_strangers_file_ours(tree: Path) -> None:
+    outdir = tree.parent / "out"
+    outdir.mkdir()
+    (outdir / "a.mp4").write_bytes(b"someone else's file")
+    for _ in range(2):  # the failure is recorded; the rerun must still refuse
+        assert _rows(run_batch(tree, outdir, OPTIONS, denoiser=Blur()))["a.mp4"][0] == "failed"
+    assert (outdir / "a.mp4").read_bytes() == b"someone else's file"
+
+
+def test_status_without_a_manifest(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="no snl batch manifest"):
+        batch_status(tmp_path)

@@ -48,7 +48,7 @@ def _register() -> None:
     app.command("train")(train.train)
     app.command("align")(align.align)
     app.command("denoise")(denoise.denoise)
-    app.command("batch")(batch.batch)
+    app.command("batch", cls=batch.BatchCommand)(batch.batch)
     app.add_typer(bench.app, name="bench")
     app.command("demo")(demo.demo)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import media
@@ -85,3 +86,76 @@ def test_missing_folder_is_one_line(runner, tmp_path) -> None:
     assert result.stderr.strip().splitlines() == [
         f"snl: error: {tmp_path / 'nowhere'}: not a folder"
     ]
+
+
+def test_ray_without_ray_installed_is_one_line(runner, archive, tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    result = _batch(runner, archive, tmp_path / "clean", "--ray")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "snl: error: --ray: Ray is not installed (pip install 'snl-cli[ray]')"
+    ]
+    assert not (tmp_path / "clean").exists()
+
+
+@pytest.mark.parametrize(
+    ("words", "address"),
+    [
+        (["--ray", "{folder}"], None),  # a folder after --ray is the FOLDER, not an address
+        (["{folder}", "--ray"], None),
+        (["{folder}", "--ray", "--retries", "5"], None),
+        (["{folder}", "--ray", "auto"], "auto"),
+        (["--ray", "10.0.0.5:6379", "{folder}"], "10.0.0.5:6379"),
+        (["{folder}", "--ray", "ray://head:10001"], "ray://head:10001"),
+        (["{folder}", "--ray=local"], None),
+    ],
+)
+def test_ray_address_is_optional(runner, archive, tmp_path, monkeypatch, words, address):
+    import snl_cli.cluster
+
+    seen = {}
+
+    def record(folder, outdir, options, batch, events, ray_options):
+        seen.update(folder=folder, ray=ray_options)
+        return {"clips": [], "failed": 0}
+
+    monkeypatch.setattr(snl_cli.cluster, "run_batch_ray", record)
+    args = [w.format(folder=archive) for w in words]
+    result = runner.invoke(app, ["batch", *args, "-o", str(tmp_path / "o"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert seen["folder"] == archive and seen["ray"].address == address
+    assert seen["ray"].retries == (5 if "--retries" in words else 2)
+
+
+@pytest.mark.parametrize(
+    "args", [["{folder}"], ["--status", "{out}", "{folder}"], ["--status", "{out}", "-o", "{out}"]]
+)
+def test_batch_needs_folder_and_output_or_status_alone(runner, archive, tmp_path, args) -> None:
+    words = [a.format(folder=archive, out=tmp_path) for a in args]
+    result = runner.invoke(app, ["batch", *words])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_status_of_a_folder_without_manifest_is_one_line(runner, tmp_path) -> None:
+    result = runner.invoke(app, ["batch", "--status", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"snl: error: {tmp_path}: no snl batch manifest here (.snl-batch*.json)"
+    ]
+
+
+def test_status_lists_done_failed_missing_and_exits_1_until_all_done(runner, archive, tmp_path):
+    outdir = tmp_path / "clean"
+    _batch(runner, archive, outdir, "--recursive", "--shard", "1/2")  # all four hash to 2/2
+    result = runner.invoke(app, ["batch", "--status", str(outdir), "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert (report["done"], report["failed"], report["missing"]) == (0, 0, 4)
+    assert report["manifests"] == [".snl-batch-1of2.json"]
+    _batch(runner, archive, outdir, "--recursive", "--shard", "2/2")
+    result = runner.invoke(app, ["batch", "--status", str(outdir)])
+    assert result.exit_code == 1 and "3 done, 1 failed, 0 missing" in result.stdout
+    (archive / "day2" / "corrupt.mp4").unlink()
+    result = runner.invoke(app, ["batch", "--status", str(outdir)])
+    assert result.exit_code == 0, result.output
+    assert "3 done, 0 failed, 0 missing" in result.stdout
