@@ -375,9 +375,16 @@ class _ChunkRun:
         overlap: int,
         tile: int,
         controls: Controls | None = None,
+        *,
+        first_window: int = 0,
+        region: tuple[int, int, int, int] | None = None,
     ):
+        """`first_window` > 0 starts at that window (`snl preview`: the frames before it
+        come out incomplete); `region` (y0, y1, x0, x1) denoises only the tiles touching it
+        (pixels elsewhere are not valid), see `denoise_tiled`."""
         self.denoiser, self.sigma = denoiser, sigma
         self.controls = controls or Controls()
+        self.first_window, self.region = first_window, region
         self.chunk, self.overlap, self.tile = chunk, overlap, tile
         self._sums: dict[int, np.ndarray] = {}
         self._weights: dict[int, float] = {}
@@ -385,7 +392,7 @@ class _ChunkRun:
     def frames(self, stream: _Lookahead) -> Iterator[Frame]:
         """Yield the denoised frames in order, each as soon as no later window holds it."""
         chunk, overlap = self.chunk, self.overlap
-        k = 0
+        k = self.first_window
         while True:
             first = max(0, k * chunk - overlap)
             wanted = (k + 1) * chunk + overlap
@@ -407,7 +414,7 @@ class _ChunkRun:
 
     def _add_window(self, pieces: list[Frame], shared_start: bool, shared_end: bool) -> None:
         clip = torch.from_numpy(np.stack([f.rgb for f in pieces])).permute(0, 3, 1, 2).contiguous()
-        out = denoise_tiled(self.denoiser, clip, self.sigma, self.tile)
+        out = denoise_tiled(self.denoiser, clip, self.sigma, self.tile, self.region)
         out = out.permute(0, 2, 3, 1).numpy()
         weights = ramp_weights(len(pieces), self.overlap, shared_start, shared_end)
         for frame, rgb, weight in zip(pieces, out, weights, strict=True):
@@ -460,11 +467,19 @@ def _axis_ramp(size: int, start: int, length: int, total: int, fade: int) -> Ten
     return weight
 
 
-def denoise_tiled(denoiser: Denoiser, clip: Tensor, sigma: float, tile: int) -> Tensor:
+def denoise_tiled(
+    denoiser: Denoiser,
+    clip: Tensor,
+    sigma: float,
+    tile: int,
+    region: tuple[int, int, int, int] | None = None,
+) -> Tensor:
     """Run `denoiser` on (T, 3, H, W) in overlapping tiles of at most `tile` pixels a side.
 
     Each tile is read with the denoiser's halo of extra context on each inner side and
-    blended linearly over the overlap of neighbouring tiles.
+    blended linearly over the overlap of neighbouring tiles. With `region` (y0, y1, x0, x1)
+    only the tiles that touch it run: its pixels come out exactly as in a whole run, the
+    pixels no tile covered are 0.
 
     Returns:
         (T, 3, H, W) float32 on the CPU.
@@ -481,6 +496,8 @@ def denoise_tiled(denoiser: Denoiser, clip: Tensor, sigma: float, tile: int) -> 
     for y in tile_starts(H, core, fade):
         for x in tile_starts(W, core, fade):
             h, w = min(core, H), min(core, W)
+            if region is not None and not _touches(region, y, y + h, x, x + w):
+                continue
             y0, y1 = max(0, y - halo), min(H, y + h + halo)
             x0, x1 = max(0, x - halo), min(W, x + w + halo)
             piece = denoiser(clip[:, :, y0:y1, x0:x1].to(device), sigma).float().cpu()
@@ -488,7 +505,13 @@ def denoise_tiled(denoiser: Denoiser, clip: Tensor, sigma: float, tile: int) -> 
             weight = _axis_ramp(H, y, h, H, fade).view(-1, 1) * _axis_ramp(W, x, w, W, fade)
             out[:, :, y : y + h, x : x + w] += piece * weight
             total[:, :, y : y + h, x : x + w] += weight
+    if region is not None:
+        return torch.where(total > 0, out / total.clamp_min(1e-30), 0.0)
     return out / total
+
+
+def _touches(region: tuple[int, int, int, int], y0: int, y1: int, x0: int, x1: int) -> bool:
+    return y0 < region[1] and region[0] < y1 and x0 < region[3] and region[2] < x1
 
 
 def available_memory(device: torch.device) -> int:

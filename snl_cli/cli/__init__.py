@@ -42,12 +42,13 @@ def _root(
 
 
 def _register() -> None:
-    from snl_cli.cli import align, batch, bench, demo, denoise, info, train
+    from snl_cli.cli import align, batch, bench, demo, denoise, info, preview, train
 
     app.command("info")(info.info)
     app.command("train")(train.train)
     app.command("align")(align.align)
     app.command("denoise")(denoise.denoise)
+    app.command("preview")(preview.preview)
     app.command("batch", cls=batch.BatchCommand)(batch.batch)
     app.add_typer(bench.app, name="bench")
     app.command("demo")(demo.demo)

@@ -1,0 +1,290 @@
+"""A look before the long run: `make_preview(src, png, options)` denoises one frame's crop.
+
+The preview computes exactly what `snl denoise` with the same options would write for
+that crop, bit for bit, and only that: the chunk windows that hold the frame (the frames
+of other windows are never read past), and of each frame only the tiles of the full run's
+tile grid that touch the crop (plus a margin for --grain's blur). It starts from the same
+σ (estimated on the clip's first window, as the full run does) and applies the same
+controls. Its cost is therefore that of the tiles touching the crop over one or two
+windows of chunk + 2·overlap frames: when the full run would not tile the frame, the
+whole frame is denoised (exactness needs it); a smaller `--tile` or `--chunk`, given to
+both commands, makes the preview faster.
+
+The image: one panel per variant side by side at 100 % pixels (input first), each under a
+label naming the options (model, σ or "blind", strength/luma/chroma/grain) and, on the
+input, the noise estimate per channel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from snl_cli.controls import Controls, apply_controls
+from snl_cli.denoisers import Denoiser, default_model, make_denoiser, resolve_device
+from snl_cli.errors import InputError, OutputError, UsageError
+from snl_cli.noise import noise_report
+from snl_cli.pipeline import (
+    SIGMA_MODELS,
+    DenoiseOptions,
+    Reporter,
+    _ChunkRun,
+    _Lookahead,
+    _pick_sigma,
+    _report_matrix,
+    _Silent,
+    auto_tile,
+    check_options,
+)
+from snl_cli.video import Frame, probe, read_frames
+
+GRAIN_MARGIN = 8  # px: the reach of --grain's Gaussian blur (13-tap kernel at σ 1.5)
+LABEL_HEIGHT = 34  # px of label above each panel (two lines of text)
+GAP = 4  # px between panels
+
+
+def window_range(frame: int, chunk: int, overlap: int) -> tuple[int, int]:
+    """First and last chunk window (k) of `snl denoise` that hold `frame`.
+
+    Window k spans frames [k·chunk − overlap, (k+1)·chunk + overlap).
+    """
+    first = max(0, (frame - overlap - chunk) // chunk + 1)  # (k+1)·chunk + overlap > frame
+    last = (frame + overlap) // chunk  # k·chunk − overlap <= frame
+    return first, last
+
+
+def parse_crop(text: str) -> tuple[int, int, int, int]:
+    """ "X,Y,W,H" → (x, y, w, h); UsageError for anything else."""
+    try:
+        x, y, w, h = (int(part) for part in text.split(","))
+    except ValueError:
+        raise UsageError(f"--crop: expected X,Y,W,H in pixels, got {text!r}") from None
+    if x < 0 or y < 0 or w < 1 or h < 1:
+        raise UsageError(f"--crop: expected X, Y >= 0 and W, H >= 1, got {text!r}")
+    return x, y, w, h
+
+
+def make_preview(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    options: DenoiseOptions | None = None,
+    *,
+    frame: int | None = None,
+    at_time: float | None = None,
+    crop: tuple[int, int, int, int] | None = None,
+    strengths: list[float] | None = None,
+    overwrite: bool = False,
+    denoiser: Denoiser | None = None,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Denoise one frame's crop as `snl denoise` would and write input | output(s) as PNG.
+
+    Args:
+        src: input clip.
+        dst: PNG to write (temporary file, renamed into place).
+        options: the denoise options (controls included); `frames`/`start` are ignored.
+        frame, at_time: the frame, by index or by seconds from the first frame (default:
+            the middle frame).
+        crop: (x, y, w, h) in pixels, clipped to the frame (default: the whole frame).
+        strengths: one output panel per --strength value instead of the options' own.
+        denoiser: a ready denoiser (tests); None builds `options.model`.
+
+    Returns:
+        Summary: input, output, frame, time, crop, model, sigma, blind, noise (the report
+        of `snl_cli.noise.noise_report` on the frame), panels [{label, box [x, y, w, h]}],
+        tile, windows, seconds.
+    """
+    options = options or DenoiseOptions()
+    reporter = reporter or _Silent()
+    check_options(options)
+    src, dst = Path(src), Path(dst)
+    if dst.suffix.lower() != ".png":
+        raise UsageError(f"-o: the preview is a PNG image, got {dst.name!r}")
+    if dst.exists() and not overwrite:
+        raise OutputError("already exists (pass --overwrite to replace it)", dst)
+    if dst.resolve() == src.resolve():
+        raise OutputError("is the input", dst)
+    started = time.perf_counter()
+    info = probe(src)
+    index = _pick_frame(src, info, frame, at_time)
+    x, y, w, h = _clip_crop(crop, info.width, info.height, src)
+    if denoiser is None:
+        device = resolve_device(options.device)
+        denoiser = make_denoiser(options.model or default_model(), device=device,
+                                 weights=options.weights)  # fmt: skip
+    overlap = denoiser.context if options.overlap is None else options.overlap
+    chunk = options.chunk
+    window = chunk + 2 * overlap
+    tile = options.tile or auto_tile(denoiser, window, info.height, info.width)
+    # σ as the full run picks it: from the first window (+1) of the clip.
+    head = list(_take(read_frames(src), window + 1))
+    sigma, _ = _pick_sigma(options.sigma, head, reporter)
+    del head
+    first_k, last_k = window_range(index, chunk, overlap)
+    start = max(0, first_k * chunk - overlap)
+    stop = (last_k + 1) * chunk + overlap + 1  # +1: the full run looks one frame ahead
+    margin = GRAIN_MARGIN if (options.grain or strengths) else 0
+    region = (max(0, y - margin), min(info.height, y + h + margin),
+              max(0, x - margin), min(info.width, x + w + margin))  # fmt: skip
+    run = _ChunkRun(denoiser, sigma, chunk, overlap, tile, Controls(),
+                    first_window=first_k, region=region)  # fmt: skip
+    stream = _Lookahead(read_frames(src, start=start, stop=stop))
+    try:
+        denoised, noisy = _frame_of(run, stream, index, src)
+    finally:
+        stream.close()
+    # Pixels outside the denoised region take the input, so the controls stay finite.
+    ry0, ry1, rx0, rx1 = region
+    filled = noisy.copy()
+    filled[ry0:ry1, rx0:rx1] = denoised[ry0:ry1, rx0:rx1]
+    space = info.color.get("space")
+    variants = [options.controls(space)] if not strengths else [
+        dataclasses.replace(options.controls(space), strength=s) for s in strengths
+    ]  # fmt: skip
+    outputs = [apply_controls(noisy, filled, c)[y : y + h, x : x + w] for c in variants]
+    report = noise_report([noisy], _report_matrix(info))
+    name = denoiser.name
+    blind = name not in SIGMA_MODELS
+    model_label = f"{name} (blind)" if blind else f"{name}, sigma {sigma:g}"
+    noise_text = ", ".join(
+        f"{k} {v:g}" for k, v in report["overall"].items() if v is not None
+    )  # fmt: skip
+    labels = [(f"input, frame {index}", f"noise sigma: {noise_text}")]
+    labels += [(f"{model_label}", c.describe()) for c in variants]
+    panels = [noisy[y : y + h, x : x + w], *outputs]
+    boxes = _write_strip(dst, panels, labels, overwrite)
+    return {
+        "input": str(src),
+        "output": str(dst),
+        "frame": index,
+        "crop": [x, y, w, h],
+        "model": name,
+        "sigma": round(sigma, 2),
+        "blind": blind,
+        "noise": report,
+        "panels": [
+            {"label": " | ".join(label), "box": box}
+            for label, box in zip(labels, boxes, strict=True)
+        ],
+        "tile": tile if tile < max(info.height, info.width) else None,
+        "windows": [first_k, last_k],
+        "chunk": chunk,
+        "overlap": overlap,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _take(frames, count: int) -> list[Frame]:
+    out = []
+    for frame in frames:
+        out.append(frame)
+        if len(out) >= count:
+            break
+    close = getattr(frames, "close", None)
+    if close is not None:
+        close()
+    return out
+
+
+def _pick_frame(src: Path, info, frame: int | None, at_time: float | None) -> int:
+    if frame is not None and at_time is not None:
+        raise UsageError("give either --frame or --time, not both")
+    if frame is not None:
+        if not 0 <= frame < info.frames:
+            raise UsageError(f"--frame: expected 0 to {info.frames - 1}, got {frame}")
+        return frame
+    if at_time is None:
+        return info.frames // 2
+    if at_time < 0:
+        raise UsageError(f"--time: expected seconds >= 0, got {at_time:g}")
+    # The last frame shown at `at_time`: timestamps decide (variable frame rates too).
+    origin, best = None, None
+    with _closing(read_frames(src)) as frames:
+        for candidate in frames:
+            origin = candidate.time if origin is None else origin
+            if candidate.time - origin > at_time + 1e-6:
+                break
+            best = candidate.index
+    if best is None:
+        raise InputError("no frame at that time", src)
+    return best
+
+
+class _closing:
+    def __init__(self, frames) -> None:
+        self.frames = frames
+
+    def __enter__(self):
+        return self.frames
+
+    def __exit__(self, *exc: object) -> None:
+        close = getattr(self.frames, "close", None)
+        if close is not None:
+            close()
+
+
+def _clip_crop(
+    crop: tuple[int, int, int, int] | None, width: int, height: int, src: Path
+) -> tuple[int, int, int, int]:
+    if crop is None:
+        return 0, 0, width, height
+    x, y, w, h = crop
+    if x >= width or y >= height:
+        raise UsageError(f"--crop: {x},{y} is outside the {width}x{height} frame")
+    return x, y, min(w, width - x), min(h, height - y)
+
+
+def _frame_of(
+    run: _ChunkRun, stream: _Lookahead, index: int, src: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """(denoised, input) RGB of frame `index`, from the chunk loop that holds it."""
+    for frame in run.frames(stream):
+        if frame.index == index:
+            # The window just added still holds the frame's input in the read-ahead buffer.
+            noisy = next(f.rgb for f in stream.buffer if f.index == index)
+            return frame.rgb, noisy
+    raise InputError(f"frame {index} could not be decoded", src)
+
+
+def _write_strip(
+    dst: Path, panels: list[np.ndarray], labels: list[tuple[str, str]], overwrite: bool
+) -> list[list[int]]:
+    """Panels side by side under their labels, as an 8-bit RGB PNG; returns their boxes."""
+    from PIL import Image, ImageDraw
+
+    h, w = panels[0].shape[:2]
+    width = len(panels) * w + (len(panels) - 1) * GAP
+    canvas = np.full((LABEL_HEIGHT + h, width, 3), 24, np.uint8)
+    boxes = []
+    for i, panel in enumerate(panels):
+        left = i * (w + GAP)
+        pixels = np.clip(np.rint(np.asarray(panel, np.float32) * np.float32(255)), 0, 255)
+        canvas[LABEL_HEIGHT:, left : left + w] = pixels.astype(np.uint8)
+        boxes.append([left, LABEL_HEIGHT, w, h])
+    image = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(image)
+    for (line1, line2), (left, *_) in zip(labels, boxes, strict=True):
+        draw.text((left + 4, 3), _fit(line1, w), fill=(255, 255, 255))
+        draw.text((left + 4, 18), _fit(line2, w), fill=(200, 200, 200))
+    from snl_cli.video.safety import commit_file, discard, temp_file_beside
+
+    tmp = temp_file_beside(dst)
+    try:
+        image.save(tmp, format="PNG")
+        commit_file(tmp, dst, overwrite)
+    except BaseException:
+        discard(tmp)
+        raise
+    return boxes
+
+
+def _fit(text: str, width: int) -> str:
+    """Cut a label to what fits in `width` pixels of PIL's default 6-px-wide font."""
+    chars = max(4, math.floor((width - 8) / 6))
+    return text if len(text) <= chars else text[: chars - 1] + "…"
