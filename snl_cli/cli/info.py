@@ -20,6 +20,14 @@ def info(
     fps: Annotated[
         float | None, typer.Option("--fps", help="Frame rate of a frame folder [default: 25].")
     ] = None,
+    noise: Annotated[
+        bool,
+        typer.Option(
+            "--noise",
+            help="Also estimate the noise per channel (Y, Cb, Cr or R, G, B) and per "
+            "brightness band (dark, mid, bright) on 5 frames of the first 10 seconds.",
+        ),
+    ] = False,
 ) -> None:
     """Show frames, size, rate, pixel format, colour, rotation and streams of a clip."""
     if fps is not None and fps <= 0:
@@ -28,7 +36,24 @@ def info(
 
     with cli_errors():
         clip = probe(src, fps=fps)
-    emit(clip.to_json(), as_json, _render)
+        data = clip.to_json()
+        if noise:
+            data["noise"] = _noise(clip, fps)
+    emit(data, as_json, _render)
+
+
+def _noise(clip: Any, fps: float | None) -> dict[str, Any]:
+    """The noise report on up to 5 frames spread over the first 10 s (250 frames at most)."""
+    from snl_cli.noise import noise_report, pick_frames
+    from snl_cli.pipeline import _report_matrix
+    from snl_cli.video import read_frames
+
+    span = min(clip.frames, max(1, min(250, round(10 * float(clip.fps)))))
+    wanted = set(pick_frames(span))
+    frames = read_frames(clip.path, stop=max(wanted) + 1, fps=fps)
+    picked = [f.rgb for f in frames if f.index in wanted]
+    report = noise_report(picked, _report_matrix(clip))
+    return {**report, "frames": sorted(wanted)}
 
 
 def _render(data: dict[str, Any]) -> None:
@@ -38,6 +63,23 @@ def _render(data: dict[str, Any]) -> None:
     for label, value in _rows(data):
         table.add_row(label, value)
     out_console.print(table)
+    if "noise" in data:
+        out_console.print(_noise_table(data["noise"]))
+
+
+def _noise_table(report: dict[str, Any]) -> Table:
+    names = report["channels"]
+    table = Table(title="noise sigma (0-255 scale)", title_justify="left")
+    for column in ("band", "pixels", *names):
+        table.add_column(column, justify="left" if column == "band" else "right")
+
+    def cells(values: dict[str, Any]) -> list[str]:
+        return ["-" if values.get(n) is None else f"{values[n]:.2f}" for n in names]
+
+    table.add_row("all", "100%", *cells(report["overall"]))
+    for band, values in report["bands"].items():
+        table.add_row(band, f"{100 * values['share']:.0f}%", *cells(values))
+    return table
 
 
 def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
