@@ -389,12 +389,15 @@ def record_done(plan: Plan, job: Job, summary: dict[str, Any], write: bool = Tru
         "settings": plan.settings,
         "output": _output_stamp(job.out),
         "frames": summary["frames"],
+        "frames_lost": summary.get("frames_lost", 0),
+        "frames_lost_reason": summary.get("frames_lost_reason"),
         "sigma": summary["sigma"],
         "finished": time.time(),
     }, write)  # fmt: skip
     keys = ("frames", "seconds", "fps", "sigma")
+    lost = {k: summary[k] for k in ("frames_lost", "frames_lost_reason") if summary.get(k)}
     return {"input": job.rel, "output": str(job.out), "status": "done", "reason": job.why,
-            **{k: summary[k] for k in keys}}  # fmt: skip
+            **{k: summary[k] for k in keys}, **lost}  # fmt: skip
 
 
 def record_failure(

@@ -37,6 +37,7 @@ from snl_cli.errors import InputError, UsageError
 from snl_cli.heap import steady_heap
 from snl_cli.noise import SIGMA_RANGE, estimate_sigma, noise_report, pick_frames
 from snl_cli.video import ClipInfo, Frame, VideoWriter, check_output_path, probe, read_frames
+from snl_cli.video.plan import check_frame_size, plan_output
 
 MIN_TILE = 64
 MEMORY_SHARE = 0.5  # of the memory available when the run starts, for auto tiles
@@ -60,6 +61,8 @@ class DenoiseOptions:
         strength, luma, chroma, grain: post-denoise controls (see `snl_cli.controls`).
         frames: (first, stop) frame indices to denoise, stop exclusive or None (the end).
         start, duration: the part to denoise in seconds from the first frame (None: all).
+        strict: a clip that yields fewer frames than it declares (truncated, corrupt)
+            fails instead of being written short with a warning.
     """
 
     model: str | None = None
@@ -80,6 +83,7 @@ class DenoiseOptions:
     frames: tuple[int, int | None] | None = None
     start: float | None = None
     duration: float | None = None
+    strict: bool = False
 
     def settings(self) -> dict[str, Any]:
         """The options that change the pixels written (what a batch manifest compares).
@@ -192,6 +196,8 @@ def denoise_file(
     src, dst = Path(src), Path(dst)
     check_output_path(src, dst, options.overwrite)
     info = probe(src)
+    check_frame_size(info)
+    plan_output(info, dst, codec=options.codec, crf=options.crf, preset=options.preset)
     if denoiser is None:
         device = resolve_device(options.device)
         denoiser = make_denoiser(options.model or default_model(), device=device,
@@ -248,12 +254,41 @@ def denoise_file(
                 writer.write(frame)
                 summary["frames"] += 1
                 reporter.advanced(1)
+            _account_for_losses(summary, info, writer, options, reporter, _is_cut(options))
     finally:
         stream.close()
     seconds = time.perf_counter() - start
     summary["seconds"] = round(seconds, 3)
     summary["fps"] = round(summary["frames"] / seconds, 3) if seconds > 0 else None
     return summary
+
+
+def _account_for_losses(
+    summary: dict[str, Any],
+    info: ClipInfo,
+    writer: VideoWriter,
+    options: DenoiseOptions,
+    reporter: Reporter,
+    cut: bool,
+) -> None:
+    """Frames the input declares but did not yield, and repaired timestamps: counted in
+    the summary, warned about, and with `options.strict` a failure (output discarded)."""
+    expected = info.declared_frames if info.truncated and info.declared_frames else info.frames
+    lost = 0 if cut else max(0, expected - summary["frames"])
+    summary["frames_lost"] = lost
+    summary["pts_repaired"] = writer.repaired_pts
+    if lost:
+        why = "the file is truncated" if info.truncated else "damaged frames could not be decoded"
+        summary["frames_lost_reason"] = why
+        message = f"{lost} of {expected} frames lost: {why}"
+        if options.strict:
+            raise InputError(f"{message} (--strict)", info.path)
+        reporter.warned(f"{info.path}: {message}; denoised the {summary['frames']} that decode")
+    if writer.repaired_pts:
+        reporter.warned(
+            f"{info.path}: {writer.repaired_pts} frames had timestamps that did not increase; "
+            "each was moved one frame after the previous"
+        )
 
 
 def _report_matrix(info: ClipInfo) -> str | None:

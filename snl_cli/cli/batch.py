@@ -40,6 +40,7 @@ from snl_cli.cli.denoise import (
     ProgressReporter,
     SigmaOpt,
     StrengthOpt,
+    StrictOpt,
     TileOpt,
     WeightsOpt,
     denoise_options,
@@ -106,6 +107,7 @@ def batch(
     chroma: ChromaOpt = None,
     grain: GrainOpt = 0.0,
     overwrite: OverwriteOpt = False,
+    strict: StrictOpt = False,
     retry_failed: Annotated[
         bool,
         typer.Option("--retry-failed", help="Only the clips whose last run failed."),
@@ -173,7 +175,7 @@ def batch(
     options = denoise_options(
         model=model, sigma=sigma, chunk=chunk, overlap=overlap, tile=tile, device=device,
         codec=codec, crf=crf, preset=preset, overwrite=overwrite, weights=weights,
-        strength=strength, luma=luma, chroma=chroma, grain=grain,
+        strength=strength, luma=luma, chroma=chroma, grain=grain, strict=strict,
     )  # fmt: skip
     from snl_cli.batch import BatchOptions, parse_shard, run_batch
 

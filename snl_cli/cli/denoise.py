@@ -116,6 +116,14 @@ GrainOpt = Annotated[
     ),
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Fail on a clip that yields fewer frames than it declares (truncated, corrupt); "
+        "without it those frames are reported on stderr and in --json and the rest is written.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
 
 
@@ -154,6 +162,7 @@ def denoise_options(
     frames: str | None = None,
     start: float | None = None,
     duration: float | None = None,
+    strict: bool = False,
 ) -> DenoiseOptions:
     """The pipeline's options from the command-line values (usage errors raised here)."""
     from snl_cli.pipeline import DenoiseOptions
@@ -181,6 +190,7 @@ def denoise_options(
         frames=None if frames is None else parse_frames(frames),
         start=start,
         duration=duration,
+        strict=strict,
     )
 
 
@@ -239,6 +249,7 @@ def denoise(
         ),
     ] = None,
     overwrite: OverwriteOpt = False,
+    strict: StrictOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Denoise one clip; audio, subtitles, timestamps, bit depth and colour are kept.
@@ -250,7 +261,7 @@ def denoise(
         model=model, sigma=sigma, chunk=chunk, overlap=overlap, tile=tile, device=device,
         codec=codec, crf=crf, preset=preset, overwrite=overwrite, weights=weights,
         strength=strength, luma=luma, chroma=chroma, grain=grain, frames=frames,
-        start=start, duration=duration,
+        start=start, duration=duration, strict=strict,
     )  # fmt: skip
     from snl_cli.pipeline import denoise_file
 

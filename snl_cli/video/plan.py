@@ -17,7 +17,7 @@ from typing import Any
 
 import av
 
-from snl_cli.errors import OutputError, UsageError
+from snl_cli.errors import InputError, OutputError, UsageError
 from snl_cli.video.colour import ColourTags
 from snl_cli.video.images import IMAGE_SUFFIXES
 from snl_cli.video.probe import ClipInfo
@@ -428,3 +428,18 @@ def _side_streams(
         else:
             dropped.append(f"{label} ({reason.format(kind=kind, codec=entry['codec'])})")
     return copied, dropped
+
+
+# The smallest frame side the denoisers, optical flow and alignment handle (STAN's
+# reflection padding and pyramid need it); smaller frames are refused up front.
+MIN_FRAME_SIDE = 16
+
+
+def check_frame_size(like: ClipInfo) -> None:
+    """Raise InputError for frames smaller than MIN_FRAME_SIDE on either side."""
+    if min(like.width, like.height) < MIN_FRAME_SIDE:
+        raise InputError(
+            f"frames are {like.width}x{like.height}; snl needs at least "
+            f"{MIN_FRAME_SIDE}x{MIN_FRAME_SIDE} pixels",
+            like.path,
+        )

@@ -48,6 +48,8 @@ class ClipInfo:
         files: for folders, the image names in natural order.
         container: demuxer name ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", ...).
         truncated: the file ends before its own index does.
+        declared_frames: the frame count the file's header declares (None if it has none);
+            more than `frames` when the file is truncated.
     """
 
     path: Path
@@ -68,6 +70,7 @@ class ClipInfo:
     files: tuple[str, ...] = ()
     container: str | None = None
     truncated: bool = False
+    declared_frames: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The dict printed by `snl info --json` (plain JSON types only)."""
@@ -90,6 +93,7 @@ class ClipInfo:
             "time_base": str(self.time_base),
             "container": self.container,
             "truncated": self.truncated,
+            "declared_frames": self.declared_frames,
         }
 
 
@@ -138,10 +142,13 @@ def video_stream(container: av.container.InputContainer, path: Path) -> av.Video
 def decode_packets(container: av.container.InputContainer, stream: av.VideoStream):
     """Decode `stream` frame by frame, skipping packets the decoder rejects.
 
-    A truncated file ends with a partial packet; skipping it (and any corrupt packet in
-    the middle, as the ffmpeg tool does) yields every frame that can be decoded. A demuxer
-    error ends the stream the same way.
+    A truncated file ends with a partial packet: it is left out when the index says it
+    is cut short (fed to a frame-threaded decoder it silently costs the frames still in
+    flight), and any corrupt packet the decoder rejects is skipped, as the ffmpeg tool
+    does. A demuxer error ends the stream the same way; the decoder is then drained, so
+    every frame that can be decoded is yielded.
     """
+    partial = _partial_positions(container, stream)
     packets = container.demux(stream)
     while True:
         try:
@@ -149,12 +156,30 @@ def decode_packets(container: av.container.InputContainer, stream: av.VideoStrea
         except StopIteration:
             return
         except av.FFmpegError:
+            with contextlib.suppress(av.FFmpegError):
+                yield from stream.decode(None)
             return
+        if packet.size and packet.pos in partial:
+            continue
         try:
             frames = stream.decode(packet)
         except av.FFmpegError:
             continue
         yield from frames
+
+
+def _partial_positions(container: av.container.InputContainer, stream: av.VideoStream) -> set:
+    """File positions of the packets the index places (partly) past the end of the file."""
+    try:
+        size = os.fstat(container.file.fileno()).st_size if hasattr(container, "file") else None
+    except (OSError, AttributeError, ValueError):
+        size = None
+    if size is None:
+        try:
+            size = Path(container.name).stat().st_size
+        except (OSError, TypeError):
+            return set()
+    return {e.pos for e in stream.index_entries if e.pos + e.size > size}
 
 
 def check_pixel_format(frame: av.VideoFrame, path: Path) -> None:
@@ -179,7 +204,8 @@ def _probe_video(path: Path) -> ClipInfo:
             raise InputError("no decodable video frame", path)
         check_pixel_format(first, path)
         frames, truncated = _count_frames(container, stream, path)
-        duration = None if truncated else _video_duration(stream, container)
+        broken = _duplicate_timestamps(path)
+        duration = None if truncated or broken else _video_duration(stream, container)
         fps = _frame_rate(stream, frames, duration)
         return ClipInfo(
             path=path,
@@ -199,6 +225,7 @@ def _probe_video(path: Path) -> ClipInfo:
             time_base=stream.time_base or Fraction(1, 90000),
             container=container.format.name,
             truncated=truncated,
+            declared_frames=stream.frames or None,
         )
 
 
@@ -229,6 +256,24 @@ def _demux_count(path: Path) -> int:
     return count
 
 
+def _duplicate_timestamps(path: Path, packets: int = 64) -> bool:
+    """Whether the first video packets repeat a pts (broken muxers, some screen recorders):
+    then frames / duration is no frame rate, and the writer repairs the stamps."""
+    seen: set[int] = set()
+    with open_input(path) as container:
+        stream = video_stream(container, path)
+        with contextlib.suppress(av.FFmpegError):
+            for packet in container.demux(stream):
+                if packet.pts is None or not packet.size:
+                    continue
+                if packet.pts in seen:
+                    return True
+                seen.add(packet.pts)
+                if len(seen) >= packets:
+                    break
+    return False
+
+
 def _video_duration(stream: av.VideoStream, container: av.container.InputContainer) -> float | None:
     """Seconds the video stream lasts, from the best source the container offers."""
     if stream.duration and stream.time_base:
@@ -243,14 +288,27 @@ def _video_duration(stream: av.VideoStream, container: av.container.InputContain
     return None
 
 
+# Above this, a "frame rate" comes from broken timestamps (all frames at pts 0, say).
+MAX_PLAUSIBLE_FPS = 240
+
+
 def _frame_rate(stream: av.VideoStream, frames: int, duration: float | None) -> Fraction:
-    """The container's average rate, unless frames / duration disagrees (VFR Matroska)."""
+    """The container's average rate, unless frames / duration disagrees (VFR Matroska).
+
+    Rates above MAX_PLAUSIBLE_FPS come from duplicate or non-increasing timestamps and
+    are passed over for the next source (the codec's rate, then 25 fps).
+    """
     nominal = stream.average_rate or stream.guessed_rate
+    candidates = []
     if frames and duration:
         measured = frames / duration
         if not nominal or abs(measured - nominal) > 0.01 * nominal:
-            return Fraction(measured).limit_denominator(1001)
-    return Fraction(nominal) if nominal else DEFAULT_IMAGE_FPS
+            candidates.append(Fraction(measured).limit_denominator(1001))
+    candidates += [Fraction(r) for r in (nominal, stream.codec_context.framerate) if r]
+    for rate in candidates:
+        if 0 < rate <= MAX_PLAUSIBLE_FPS:
+            return rate
+    return DEFAULT_IMAGE_FPS
 
 
 def _codec_name(stream: av.stream.Stream) -> str:
