@@ -197,7 +197,14 @@ def denoise_file(
     check_output_path(src, dst, options.overwrite)
     info = probe(src)
     check_frame_size(info)
-    plan_output(info, dst, codec=options.codec, crf=options.crf, preset=options.preset)
+    plan = plan_output(info, dst, codec=options.codec, crf=options.crf, preset=options.preset)
+    for dropped in plan.dropped:
+        reporter.warned(f"{dst}: {dropped} is left out")
+    if plan.kind == "images" and info.rotation:
+        reporter.warned(
+            f"{dst}: the display rotation ({info.rotation}°) is left out; PNG frames are "
+            "written as stored"
+        )
     if denoiser is None:
         device = resolve_device(options.device)
         denoiser = make_denoiser(options.model or default_model(), device=device,

@@ -117,3 +117,13 @@ def test_bad_output_options_refused_before_decoding(make_clip, tmp_path):
     with pytest.raises(OutputError, match="dv cannot be written"):
         denoise_file(clip, tmp_path / "o.dv", DenoiseOptions(), denoiser=denoiser)
     assert denoiser.calls == 0
+
+
+def test_frame_folder_output_says_what_it_leaves_out(make_clip, tmp_path):
+    clip = make_clip("r.mp4", frames=3, audio=True, rotation=90)
+    warnings = Warnings()
+    out = tmp_path / "frames"
+    denoise_file(clip, out, DenoiseOptions(sigma=5), warnings, denoiser=Identity())
+    assert len(list(out.iterdir())) == 3
+    assert any("audio:aac" in m and "left out" in m for m in warnings.messages)
+    assert any("rotation (90°) is left out" in m for m in warnings.messages)
