@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from snl_cli.cli.common import cli_errors, emit
 from snl_cli.console import out_console
@@ -57,11 +58,12 @@ def _noise(clip: Any, fps: float | None) -> dict[str, Any]:
 
 
 def _render(data: dict[str, Any]) -> None:
-    table = Table(title=data["path"], show_header=False, title_justify="left")
+    # Text, not a markup string: a file name such as "clip [final].mp4" is shown as is.
+    table = Table(title=Text(data["path"]), show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     for label, value in _rows(data):
-        table.add_row(label, value)
+        table.add_row(label, Text(value))
     out_console.print(table)
     if "noise" in data:
         out_console.print(_noise_table(data["noise"]))
