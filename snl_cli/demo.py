@@ -35,8 +35,9 @@ def run_demo(
     reporter=None,
 ) -> dict[str, Any]:
     """Noise, denoise and compare; returns the summary (paths, PSNR before/after, fps)."""
-    from snl_cli.bench.denoise import add_noise, load_clean, write_lossless
+    from snl_cli.bench.denoise import load_clean, write_lossless
     from snl_cli.pipeline import DenoiseOptions, denoise_file
+    from snl_cli.synthetic import noisy_frames
     from snl_cli.video import probe
 
     clip = clip or default_clip()
@@ -44,7 +45,7 @@ def run_demo(
         raise InputError("demo clip not found (run from a source checkout or pass a clip)", clip)
     info = probe(clip)
     clean = load_clean(clip, frames or info.frames)
-    noisy = add_noise(clean, sigma, seed)
+    noisy = noisy_frames(clean, "gaussian", sigma, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     noisy_path, denoised_path = out_dir / "noisy.mkv", out_dir / "denoised.mp4"
     fps = max(1, round(float(info.fps))) if info.fps else 25

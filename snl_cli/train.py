@@ -32,6 +32,7 @@ from snl_cli.denoisers import resolve_device
 from snl_cli.errors import InputError, UsageError
 from snl_cli.model.stan import STAN, STANConfig
 from snl_cli.model.weights import save_stan
+from snl_cli.pairs import load_pairs
 from snl_cli.synthetic import NOISE_KINDS, degrade, gaussian
 from snl_cli.video.images import IMAGE_SUFFIXES
 
@@ -102,29 +103,6 @@ def load_stills(folder: Path) -> list[np.ndarray]:
     if not images:
         raise InputError("no images", folder)
     return images
-
-
-def load_pairs(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Real pairs: `folder/noisy/NAME` and `folder/clean/NAME`, each uint8 (H, W, 3)."""
-    from snl_cli.video import read_frames
-
-    noisy_dir, clean_dir = folder / "noisy", folder / "clean"
-    if not (noisy_dir.is_dir() and clean_dir.is_dir()):
-        raise InputError("expected noisy/ and clean/ folders with matching image names", folder)
-    pairs = []
-    for noisy_path in sorted(noisy_dir.iterdir()):
-        if noisy_path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        clean_path = clean_dir / noisy_path.name
-        if not clean_path.is_file():
-            raise InputError(f"no clean/{noisy_path.name} for noisy/{noisy_path.name}", folder)
-        a, b = (next(iter(read_frames(p))).rgb for p in (noisy_path, clean_path))
-        if a.shape != b.shape:
-            raise InputError(f"{noisy_path.name}: noisy and clean sizes differ", folder)
-        pairs.append(tuple(np.clip(np.rint(x * 255), 0, 255).astype(np.uint8) for x in (a, b)))
-    if not pairs:
-        raise InputError("no image pairs", folder)
-    return pairs
 
 
 def discover_clips(paths: list[str]) -> list[Path]:
@@ -459,7 +437,9 @@ def _loop(
         if (val_clips or val_pairs) and (now - last_val) / 60 >= opts.val_minutes:
             scores: dict = {}
             if val_clips:
-                scores = evaluate(model, val_clips, (20, 40), flow_fn, opts.bf16, backend=opts.backend)
+                scores = evaluate(
+                    model, val_clips, (20, 40), flow_fn, opts.bf16, backend=opts.backend
+                )
             if val_pairs:
                 scores["real"] = evaluate_pairs(model, val_pairs, flow_fn, opts.bf16, opts.backend)
             state.history.append(

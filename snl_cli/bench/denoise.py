@@ -1,10 +1,11 @@
 """`snl bench denoise`: quality and speed of snl's denoisers and FFmpeg's, on clean footage
-with seeded Gaussian noise.
+with seeded synthetic noise (`--noise`: Gaussian or a camera kind, `snl_cli.synthetic`).
 
 snl runs end to end (`snl_cli.pipeline.denoise_file`: decode, flow, denoise, encode) on a
 lossless FFV1 copy of the noisy clip, so its fps include decoding and encoding and its PSNR is
 measured on the decoded output. FFmpeg's filters run in-process on the frames already in
-memory, each tuned by a small strength sweep with the true sigma: their best case.
+memory, each tuned per clip: for Gaussian noise by a small strength sweep around the true
+sigma, for the other kinds over each filter's whole range (`peers.tune`): their best case.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 from snl_cli.errors import InputError, UsageError
 from snl_cli.metrics import psnr, ssim
 from snl_cli.peers import PEERS, tune
+from snl_cli.synthetic import BENCH_KINDS, noisy_frames
 
 SNL_METHODS = ("stan", "nlm")
 DEFAULT_METHODS = ("stan", "nlm", "bm3d", "nlmeans", "fftdnoiz", "dctdnoiz")
@@ -39,8 +41,13 @@ class DenoiseBench:
     seed: int = 0
     tune_frames: int = 6
     weights: str | None = None
+    noise: str = "gaussian"
 
     def check(self) -> None:
+        if self.noise not in BENCH_KINDS:
+            raise UsageError(
+                f"--noise: expected one of {', '.join(BENCH_KINDS)}, got {self.noise!r}"
+            )
         unknown = [m for m in self.methods if _snl_method(m) is None and m not in PEERS]
         if unknown:
             known = ", ".join([*SNL_METHODS, *PEERS])
@@ -96,15 +103,6 @@ def load_clean(path: Path, frames: int) -> list[np.ndarray]:
     return out
 
 
-def add_noise(clean: list[np.ndarray], sigma: float, seed: int) -> list[np.ndarray]:
-    """Seeded Gaussian noise of std sigma (0-255 scale), clipped and rounded to 8 bits."""
-    rng = np.random.default_rng(seed)
-    return [
-        np.clip(np.rint(f + rng.normal(0.0, sigma, f.shape)), 0, 255).astype(np.uint8)
-        for f in clean
-    ]
-
-
 def write_lossless(frames: list[np.ndarray], path: Path, fps: int = 25) -> None:
     """Write uint8 RGB frames losslessly (FFV1, bgr0) so decoding gives them back exactly."""
     with av.open(str(path), "w") as container:
@@ -146,7 +144,7 @@ def run_denoise_bench(bench: DenoiseBench, step: Callable[[str], None] | None = 
             clean = load_clean(clip, bench.frames)
             for sigma in bench.sigmas:
                 seed = bench.seed + zlib.crc32(f"{clip.name}:{sigma}".encode())
-                noisy = add_noise(clean, sigma, seed)
+                noisy = noisy_frames(clean, bench.noise, sigma, seed)
                 base = {"clip": clip.name, "sigma": sigma, "frames": len(clean)}
                 rows.append(
                     {
@@ -169,10 +167,15 @@ def run_denoise_bench(bench: DenoiseBench, step: Callable[[str], None] | None = 
     return {
         "rows": rows,
         "sigmas": bench.sigmas,
+        "noise": bench.noise,
         "frames": bench.frames,
         "note": "snl: end to end (decode + denoise + encode, lossless FFV1 in and out); "
-        "stan is blind, nlm is given the true sigma; FFmpeg filters: in memory, strength "
-        "tuned per clip and sigma with the true sigma (their best case)",
+        "stan is blind, nlm is given the nominal sigma; FFmpeg filters: in memory, strength "
+        + (
+            "tuned per clip and sigma with the true sigma (their best case)"
+            if bench.noise == "gaussian"
+            else "swept over its whole range per clip and level (their best case)"
+        ),
     }
 
 
@@ -201,7 +204,8 @@ def _measure(
             "fps": fps,
             "settings": settings,
         }
-    result = tune(PEERS[method], noisy, clean, sigma, tune_frames=bench.tune_frames)
+    known = sigma if bench.noise == "gaussian" else None
+    result = tune(PEERS[method], noisy, clean, known, tune_frames=bench.tune_frames)
     return {
         "method": method,
         "psnr": result.psnr,

@@ -79,3 +79,23 @@ def test_bench_denoise_missing_weights(make_frames, runner, tmp_path) -> None:
     assert result.exit_code != 0
     assert "nope.safetensors" in result.stderr and "no such weights file" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_bench_denoise_camera_noise_sweeps_peers_without_sigma(make_frames, runner) -> None:
+    folder = make_frames("clean", frames=3, size=(48, 40))
+    args = ["bench", "denoise", str(folder), "--sigma", "15", "--frames", "3",
+            "--methods", "nlmeans", "--noise", "demosaic", "--json"]  # fmt: skip
+    result = runner.invoke(app, expand_multi_values(args))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["noise"] == "demosaic"
+    rows = {r["method"]: r for r in report["rows"]}
+    assert rows["nlmeans"]["psnr"] > rows["noisy"]["psnr"]
+    assert "whole range" in report["note"]
+
+
+def test_bench_denoise_unknown_noise_is_a_usage_error(make_frames, runner) -> None:
+    folder = make_frames("clean", frames=3, size=(48, 40))
+    result = runner.invoke(app, ["bench", "denoise", str(folder), "--noise", "speckle"])
+    assert result.exit_code == 2
+    assert "--noise" in result.output and "speckle" in result.output
