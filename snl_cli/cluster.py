@@ -408,10 +408,11 @@ class _Scheduler:
     def _progress(self) -> None:
         if self.events is None:
             return
-        try:
-            frames = self.ray.get(self.counter.total.remote(), timeout=5)
+        finished = sum(r.get("frames", 0) for r in self.rows)
+        try:  # the workers' last counts may arrive after their results: never show fewer
+            frames = max(self.ray.get(self.counter.total.remote(), timeout=5), finished)
         except self.ray.exceptions.RayError:
-            frames = sum(r.get("frames", 0) for r in self.rows)
+            frames = finished
         self.events.progressed(len(self.rows), frames)
 
     def _write(self) -> None:
