@@ -8,7 +8,7 @@
 // intrinsics, the memory model. Kernels that need those fail to compile here on purpose,
 // rather than computing something else quietly; ours use none (see kernels/README.md).
 //
-// Entry points: snl_cli/search/emulate.py generates a source that includes the .cu files
+// Entry points: snl_cli/search/backends/emulate.py generates a source that includes the .cu files
 // and lists each extern "C" kernel in SNL_EMULATE_EXPORT(name), which defines
 //   int snl_emu_launch_<name>(const unsigned grid[3], const unsigned block[3], void** args, int threads)
 //   const char* snl_emu_signature_<name>(void)

@@ -16,10 +16,10 @@ import torch
 from numba import njit, prange, uint64
 from torch import Tensor
 
-from snl_cli.search.cpu_kernels import _PAR_REASSOC, _mirror
+from snl_cli.search.jit import PAR_REASSOC, mirror
 
 
-@njit(**_PAR_REASSOC)
+@njit(**PAR_REASSOC)
 def _aggregate_kernel(
     qk: np.ndarray,
     v: np.ndarray,
@@ -67,8 +67,8 @@ def _aggregate_kernel(
             here = (n * h + y) * w + x
             for j in range(K):
                 f = b * T + int(inds[b, hd, t, y, x, j, 0])
-                yy = _mirror(int(inds[b, hd, t, y, x, j, 1]), h)
-                xx = _mirror(int(inds[b, hd, t, y, x, j, 2]), w)
+                yy = mirror(int(inds[b, hd, t, y, x, j, 1]), h)
+                xx = mirror(int(inds[b, hd, t, y, x, j, 2]), w)
                 pixel[j] = uint64((f * h + yy) * w + xx)
             if recompute:
                 q0 = uint64(here * C2 + hd * dim)

@@ -20,9 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from snl_cli.model.blocks import LayerNorm2d, ResBlock, down, up
-from snl_cli.search import accumulate_flows, gather, shifted_nls
-
-CPU_FUSED = ("auto", "cpu")  # backends under which CPU inference uses the fused kernel
+from snl_cli.search import accumulate_flows, backend_name, gather, shifted_nls
 
 
 @dataclass(frozen=True)
@@ -81,6 +79,21 @@ def match_dists(q: Tensor, k: Tensor, inds: Tensor, heads: int, backend: str = "
     return (queries - keys).pow(2).sum(4).permute(0, 1, 2, 4, 5, 3)
 
 
+def attention_path(device: torch.device, backend: str) -> str:
+    """How an attention block aggregates its matches, for tensors on `device`:
+
+    "train": autograd is on; distances recomputed through `gather` so q and k get gradients.
+    "fused": CPU inference under the "cpu" search backend: one numba kernel per block
+        (`snl_cli.model.attend_cpu`), reading the projections as they are.
+    "frames": any other inference: torch, one query frame at a time (bounded memory).
+    """
+    if torch.is_grad_enabled():
+        return "train"
+    if device.type == "cpu" and backend_name(backend, device) == "cpu":
+        return "fused"
+    return "frames"
+
+
 class ShiftedNLSAttention(nn.Module):
     """One attention block: norm, q/k/v projections, search or refine, aggregate, residual.
 
@@ -114,8 +127,8 @@ class ShiftedNLSAttention(nn.Module):
         T = BT // batch
         y = self.norm(x)
         qk, v = self.to_qk(y), self.to_v(y)
-        fused = not torch.is_grad_enabled() and x.device.type == "cpu" and backend in CPU_FUSED
-        if fused and inds is not None:  # a refining block reads q, k, v as they are
+        path = attention_path(x.device, backend)
+        if path == "fused" and inds is not None:  # a refining block reads q, k, v as they are
             out = self._aggregate_fused(qk, v, inds, None)
             return self._finish(x, out), inds
         # standard (not channels-last) layout once here: the search and gathers read it as is
@@ -135,11 +148,10 @@ class ShiftedNLSAttention(nn.Module):
                     heads=cfg.heads,
                     backend=backend,
                 )
-        if fused:
+        if path == "fused":
             return self._finish(x, self._aggregate_fused(qk, v, inds, dists)), inds
         v = v.float().contiguous().reshape(batch, T, C, h, w)
-        if torch.is_grad_enabled():
-            # training: distances recomputed through gather so that q and k get gradients
+        if path == "train":
             out = self._aggregate(q, k, v, inds, None, backend)
         else:
             k_tall, v_tall = _stack(k), _stack(v)

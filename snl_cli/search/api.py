@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
 import torch
 from torch import Tensor
 
 from snl_cli.errors import BackendUnavailable
+from snl_cli.search.backends import BACKENDS
 from snl_cli.search.spec import DISTS, SearchSpec
 
-BACKENDS = {
-    "torch": "snl_cli.search.reference",
-    "cpu": "snl_cli.search.cpu",
-    "cuda": "snl_cli.search.cuda",
-    "emulate": "snl_cli.search.emulate",
-}
 FLOAT_DTYPES = (torch.float32, torch.float64)
+
+
+def backend_name(name: str, device: torch.device) -> str:
+    """The backend a name means for tensors on `device`: "auto" is "cuda" for CUDA tensors,
+    else "cpu"; any other name is itself."""
+    if name == "auto":
+        return "cuda" if device.type == "cuda" else "cpu"
+    return name
 
 
 def pick_backend(name: str, device: torch.device) -> ModuleType:
     """Resolve a backend name ("auto" included) to its module, or raise why it cannot run."""
-    if name == "auto":
-        name = "cuda" if device.type == "cuda" else "cpu"
+    name = backend_name(name, device)
     if name not in BACKENDS:
         raise ValueError(f"backend: unknown {name!r}; choose one of auto, {', '.join(BACKENDS)}")
-    module = importlib.import_module(BACKENDS[name])
+    module = BACKENDS[name]
     if (reason := module.unavailable_reason()) is not None:
         raise BackendUnavailable(f"backend {name!r} cannot run here: {reason}")
     wants_cuda = name == "cuda"
@@ -141,15 +142,15 @@ def shifted_nls(
     k: Tensor,
     offsets: Tensor | None = None,
     *,
-    ws: int = 9,
-    wt: int = 1,
-    ps: int = 7,
-    topk: int = 10,
-    stride0: int = 1,
-    stride1: float = 1.0,
-    dist: str = "l2",
-    heads: int = 1,
-    full_ws: bool = True,
+    ws: int = SearchSpec.ws,
+    wt: int = SearchSpec.wt,
+    ps: int = SearchSpec.ps,
+    topk: int = SearchSpec.topk,
+    stride0: int = SearchSpec.stride0,
+    stride1: float = SearchSpec.stride1,
+    dist: str = SearchSpec.dist,
+    heads: int = SearchSpec.heads,
+    full_ws: bool = SearchSpec.full_ws,
     backend: str = "auto",
 ) -> tuple[Tensor, Tensor]:
     """Shifted non-local search: the top-k patch matches of every query in nearby frames.
@@ -219,7 +220,7 @@ def patch_sum(
     inds: Tensor,
     *,
     ps: int = 1,
-    stride0: int = 1,
+    stride0: int = SearchSpec.stride0,
     backend: str = "auto",
 ) -> Tensor:
     """Weighted sum of the matched ps x ps patches, folded back with overlap normalisation.
@@ -258,7 +259,12 @@ def patch_sum(
 
 
 def accumulate_flows(
-    fflow: Tensor, bflow: Tensor, wt: int, *, stride0: int = 1, backend: str = "auto"
+    fflow: Tensor,
+    bflow: Tensor,
+    wt: int,
+    *,
+    stride0: int = SearchSpec.stride0,
+    backend: str = "auto",
 ) -> Tensor:
     """Chain frame-to-frame flows into the per-neighbour offsets `shifted_nls` takes.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from snl_cli.model.stan import STAN, STANConfig, match_dists
+from snl_cli.model.stan import STAN, STANConfig, attention_path, match_dists
 
 SMALL = STANConfig(channels=(8, 16, 16), heads=2, qk_dim=4, attn_blocks=2, ws=3, topk=4, k_agg=3)
 
@@ -110,3 +110,12 @@ def test_widen_input_computes_the_same_then_sees_neighbours() -> None:
     assert changed[0, 0] > 1e-4  # frame 0 sees frame 1 through the input stack
     with pytest.raises(ValueError, match="odd"):
         model.widen_input(2)
+
+
+def test_attention_path_follows_autograd_device_and_backend() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert attention_path(cpu, "auto") == "train"  # grad enabled
+    with torch.no_grad():
+        assert attention_path(cpu, "auto") == attention_path(cpu, "cpu") == "fused"
+        assert attention_path(cpu, "torch") == attention_path(cpu, "emulate") == "frames"
+        assert attention_path(cuda, "auto") == attention_path(cuda, "cpu") == "frames"

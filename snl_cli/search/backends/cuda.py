@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from snl_cli.search.launcher import (
+from snl_cli.search.backends.launcher import (
     KernelOps,
     compile_defines,
     entry_points,

@@ -4,7 +4,7 @@ It exists so that the very kernels the "cuda" backend runs can be tested without
 sources are compiled unchanged (`g++ -x c++ -include cpu_shim.h`) into one shared library,
 cached on disk, and loaded with ctypes. `EmulateRuntime.kernel(name)` returns objects called
 exactly like a CuPy RawKernel, `kern(grid, block, args)`, so the shared launcher
-(`snl_cli.search.launcher`) drives both backends with the same code.
+(`snl_cli.search.backends.launcher`) drives both backends with the same code.
 
 Each emulated kernel knows its parameter types (the shim derives them from the kernel's C++
 declaration) and checks every argument before a launch: a tensor of the wrong dtype, a
@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from snl_cli.errors import BackendUnavailable
-from snl_cli.search.launcher import (
+from snl_cli.search.backends.launcher import (
     KernelOps,
     compile_defines,
     entry_points,

@@ -7,7 +7,7 @@ inputs' device) and the top-k strategy. A *runtime* supplies the rest through on
 where args holds torch tensors (contiguous, on the runtime's device) and numpy scalars typed
 exactly as the kernel parameters (np.int32 for int, np.float32/np.float64 for T). How a
 tensor becomes a pointer, which stream runs the launch and how the sources are compiled is
-the runtime's business (snl_cli.search.cuda: CuPy + NVRTC; snl_cli.search.emulate: g++).
+the runtime's business (`cuda`: CuPy + NVRTC; `emulate`: g++).
 
 Entry points are `snl_<op>_<pass>_<f32|f64>`; their parameter lists are the SNL_*_PARAMS
 macros at the top of each .cu file, which the argument tuples below follow one for one.

@@ -9,18 +9,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from snl_cli.search.jit import mirror
 from snl_cli.search.spec import SearchSpec
 
 
 def unavailable_reason() -> str | None:
     return None
-
-
-def reflect(i: Tensor, size: int) -> Tensor:
-    """Mirror integer indices into [0, size-1] without repeating the edge (-1->1, size->size-2)."""
-    period = 2 * (size - 1)
-    i = i.abs() % period
-    return torch.where(i > size - 1, period - i, i)
 
 
 def bilinear(frames: Tensor, t: Tensor, y: Tensor, x: Tensor) -> Tensor:
@@ -42,9 +36,9 @@ def bilinear(frames: Tensor, t: Tensor, y: Tensor, x: Tensor) -> Tensor:
     base = t * (H * W)
     out = 0
     for dy, weight_y in ((0, 1 - wy), (1, wy)):
-        rows = reflect(y0 + dy, H)
+        rows = mirror(y0 + dy, H)
         for dx, weight_x in ((0, 1 - wx), (1, wx)):
-            cols = reflect(x0 + dx, W)
+            cols = mirror(x0 + dx, W)
             index = (base + rows * W + cols).unsqueeze(1).expand(B, C, -1)
             out = out + (weight_y * weight_x).unsqueeze(1) * flat.gather(2, index)
     return out
@@ -95,7 +89,7 @@ def search(q: Tensor, k: Tensor, offsets: Tensor | None, spec: SearchSpec) -> tu
                 for v in patch:
                     kv = bilinear(k_frames, frame, (py + u).reshape(B, -1), (px + v).reshape(B, -1))
                     kv = kv.reshape(B, heads, Ch, nH, nW, ws, ws)
-                    rows, cols = reflect(rows_q + u, H), reflect(cols_q + v, W)
+                    rows, cols = mirror(rows_q + u, H), mirror(cols_q + v, W)
                     qv = q[:, t][:, :, rows][:, :, :, cols].reshape(B, heads, Ch, nH, nW, 1, 1)
                     term = (qv - kv) ** 2 if spec.dist == "l2" else qv * kv
                     dist = dist + term.sum(2)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from snl_cli.search import cuda, launcher
+from snl_cli.search.backends import cuda, launcher
 
 KERNELS = launcher.kernels_dir()
 SOURCES = sorted(KERNELS.glob("*.cu"))
@@ -180,7 +180,7 @@ def test_nvcc_compiles_with_werror(nvcc_builds: dict, path: Path, arch: str) -> 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
 def test_gxx_compiles_each_source_with_the_shim(path: Path) -> None:
-    from snl_cli.search import emulate
+    from snl_cli.search.backends import emulate
 
     if (reason := emulate.unavailable_reason()) is not None:
         pytest.skip(reason)

@@ -6,8 +6,9 @@ import pytest
 import torch
 from search_cases import SEARCH_CASES, Case, case
 
-from snl_cli.search import cpu, shifted_nls
+from snl_cli.search import shifted_nls
 from snl_cli.search.api import make_spec
+from snl_cli.search.backends import cpu
 
 pytestmark = pytest.mark.skipif(
     cpu.unavailable_reason() is not None, reason=f"cpu backend: {cpu.unavailable_reason()}"

@@ -8,8 +8,10 @@ import pytest
 import torch
 from search_cases import Case, as_numpy
 
-from snl_cli.search import cpu, cpu_int, gather, shifted_nls
+from snl_cli.search import gather, shifted_nls
 from snl_cli.search.api import make_spec
+from snl_cli.search.backends import cpu
+from snl_cli.search.backends.cpu import int_kernels
 
 pytestmark = pytest.mark.skipif(
     cpu.unavailable_reason() is not None, reason=f"cpu backend: {cpu.unavailable_reason()}"
@@ -144,9 +146,9 @@ def test_int_threads_agree(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_layout_pad_covers_every_read() -> None:
     """kpad rows are long enough for the farthest vector load of any window position."""
     for ws, ps, s1 in [(1, 1, 1), (9, 1, 1), (19, 5, 1), (5, 3, 3)]:
-        pad = cpu_int.layout_pad(ws, ps, s1)
+        pad = int_kernels.layout_pad(ws, ps, s1)
         assert pad >= s1 * (ws // 2) + ps // 2 + 1  # leftmost read, full_ws
-        assert pad >= s1 * (cpu_int.LANES - 1) + ps // 2  # leftmost read, open windows
+        assert pad >= s1 * (int_kernels.LANES - 1) + ps // 2  # leftmost read, open windows
 
 
 def gather_inds(

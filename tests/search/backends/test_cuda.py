@@ -14,11 +14,11 @@ import torch
 
 from snl_cli.errors import BackendUnavailable
 from snl_cli.search import accumulate_flows, gather, patch_sum, pick_backend, shifted_nls
-from snl_cli.search.launcher import compile_defines
+from snl_cli.search.backends.launcher import compile_defines
 
 
 def gpu_reason() -> str | None:
-    from snl_cli.search import cuda
+    from snl_cli.search.backends import cuda
 
     return cuda.unavailable_reason()
 
@@ -53,7 +53,7 @@ def fake_cupy(monkeypatch: pytest.MonkeyPatch) -> type[FakeRawModule]:
 
 
 def test_one_module_per_source_with_headers_inlined(fake_cupy: type[FakeRawModule]) -> None:
-    from snl_cli.search.cuda import CupyRuntime
+    from snl_cli.search.backends.cuda import CupyRuntime
 
     runtime = CupyRuntime()
     for name in ("snl_search_fwd_f32", "snl_search_bwd_f64", "snl_gather_fwd_f32"):
@@ -71,7 +71,7 @@ def test_one_module_per_source_with_headers_inlined(fake_cupy: type[FakeRawModul
 
 
 def test_cuda_kernel_refuses_cpu_tensors(fake_cupy: type[FakeRawModule]) -> None:
-    from snl_cli.search.cuda import CupyRuntime
+    from snl_cli.search.backends.cuda import CupyRuntime
 
     kernel = CupyRuntime().kernel("snl_gather_fwd_f32")
     with pytest.raises(ValueError, match="expected CUDA tensors"):
@@ -85,7 +85,7 @@ def test_cuda_kernel_refuses_cpu_tensors(fake_cupy: type[FakeRawModule]) -> None
 def gpu() -> torch.device:
     if (reason := gpu_reason()) is not None:
         pytest.skip(f"backend 'cuda' cannot run here: {reason}")
-    from snl_cli.search import cuda
+    from snl_cli.search.backends import cuda
 
     cuda.prepare()
     return torch.device("cuda")

@@ -3,49 +3,18 @@ both top-k paths (fused per-thread list, write-all + torch.topk), gradients, gra
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from types import ModuleType, SimpleNamespace
 
 import pytest
 import torch
+from search_cases import Case
 from torch import Tensor
 
-from snl_cli.search import reference, shifted_nls
+from snl_cli.search import shifted_nls
 from snl_cli.search.api import make_spec
-from snl_cli.search.launcher import TOPK_MAX
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    B: int = 1
-    T: int = 3
-    C: int = 2
-    H: int = 7
-    W: int = 6
-    offsets: bool = False
-    seed: int = 0
-    params: dict = field(default_factory=dict)
-
-    def kwargs(self) -> dict:
-        base = dict(ws=3, wt=1, ps=3, topk=4, stride0=1, stride1=1.0, dist="l2", heads=1)
-        return {**base, "full_ws": True, **self.params}
-
-    def inputs(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor | None]:
-        gen = torch.Generator().manual_seed(self.seed)
-        q = torch.rand(self.B, self.T, self.C, self.H, self.W, generator=gen, dtype=torch.float64)
-        k = torch.rand(q.shape, generator=gen, dtype=torch.float64)
-        offsets = None
-        if self.offsets:
-            kw = self.kwargs()
-            spec = make_spec(q, k, None, **kw)
-            shape = (self.B, self.T, spec.Wn, 2, spec.nH, spec.nW)
-            # Fractional parts in [0.2, 0.8]: away from the bilinear knots.
-            whole = (torch.randn(shape, generator=gen, dtype=torch.float64) * 2).round()
-            offsets = whole + 0.2 + 0.6 * torch.rand(shape, generator=gen, dtype=torch.float64)
-        cast = lambda x: None if x is None else x.to(dtype)  # noqa: E731
-        return cast(q), cast(k), cast(offsets)
-
+from snl_cli.search.backends import reference
+from snl_cli.search.backends.launcher import TOPK_MAX
+from snl_cli.search.jit import mirror
 
 CASES = [
     Case("base"),
@@ -101,7 +70,7 @@ def rescore(q: Tensor, k: Tensor, inds: Tensor, kwargs: dict) -> Tensor:
                 kv = reference.bilinear(
                     frames, pos[..., 0].round().long(), pos[..., 1] + u, pos[..., 2] + v
                 ).reshape(B, Ch, T, nH, nW, K)
-                r, c = reference.reflect(rows + u, H), reference.reflect(cols + v, W)
+                r, c = mirror(rows + u, H), mirror(cols + v, W)
                 qv = q[:, :, h * Ch : (h + 1) * Ch][..., r, :][..., c].permute(0, 2, 1, 3, 4)
                 qv = qv.unsqueeze(-1)
                 term = (qv - kv) ** 2 if kwargs["dist"] == "l2" else qv * kv

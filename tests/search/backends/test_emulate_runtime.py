@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from snl_cli.search import shifted_nls
-from snl_cli.search.launcher import entry_points
+from snl_cli.search.backends.launcher import entry_points
 
 i32 = np.int32
 

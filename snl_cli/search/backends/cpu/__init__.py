@@ -3,10 +3,11 @@
 Nothing here copies patches: the frames are re-laid out per head and channels-last once
 (the size of the input), each parallel iteration keeps one query patch, a strip of ps rows
 of the key frame and a running top-k of K entries, and the outputs are the only other
-allocation. The kernels live in `snl_cli.search.cpu_kernels` (direct and box search, search
-backward, patch_sum), `cpu_int` (the whole-pixel search, with the vector helpers of
-`cpu_simd`) and `cpu_gather`; this module lays the tensors out for them and plugs them into
-the shared autograd Functions of `snl_cli.search.autograd`.
+allocation. The kernels live in `kernels` (direct and box search, search backward,
+patch_sum), `int_kernels` (the whole-pixel search, with the vector helpers of `simd`) and
+`gather_kernels`; this module lays the tensors out for them, hands them the scalars of a
+search as one `SearchArgs` record, and plugs them into the shared autograd Functions of
+`snl_cli.search.autograd`.
 
 Three forward paths, same results:
     "direct": any positions (offsets, fractional stride1): each candidate patch is compared
@@ -17,7 +18,7 @@ Three forward paths, same results:
         ps x ps boxes, so each pixel pair is computed once instead of ps^2 times.
     "int": integer positions with per-query offsets (integer-valued offsets, as STAN rounds
         them): the candidates of a window row are consecutive pixels of one padded key row,
-        compared with the query a vector of candidates at a time (`snl_cli.search.cpu_int`).
+        compared with the query a vector of candidates at a time (`int_kernels`).
 
 Other Parameters:
     SERIAL_WORK: below this many multiply-adds a call runs on one thread.
@@ -29,13 +30,15 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from snl_cli.search import reference
 from snl_cli.search.autograd import make_operators
+from snl_cli.search.backends import reference
+from snl_cli.search.jit import mirror
 from snl_cli.search.spec import SearchSpec
 
 # Waking the thread pool costs ~0.1 ms on an idle machine and ~10 ms on a busy one: more
@@ -54,9 +57,58 @@ def unavailable_reason() -> str | None:
 
 def _kernels() -> ModuleType:
     """The numba kernels, imported (and loaded from numba's disk cache) on first use."""
-    from snl_cli.search import cpu_kernels
+    from snl_cli.search.backends.cpu import kernels
 
-    return cpu_kernels
+    return kernels
+
+
+def _int_kernels() -> ModuleType:
+    """The whole-pixel search kernels (see `_kernels`)."""
+    from snl_cli.search.backends.cpu import int_kernels
+
+    return int_kernels
+
+
+def _gather_kernels() -> ModuleType:
+    """The gather kernels (see `_kernels`)."""
+    from snl_cli.search.backends.cpu import gather_kernels
+
+    return gather_kernels
+
+
+class SearchArgs(NamedTuple):
+    """The scalars of one search as the search kernels take them: one argument instead of
+    twenty (numba passes it by value; its fields are typed once, so floats stay float)."""
+
+    B: int
+    heads: int
+    T: int
+    H: int
+    W: int
+    Ch: int
+    ws: int
+    ps: int
+    stride0: int
+    stride1: float
+    is_l2: bool
+    full_ws: bool
+    has_offsets: bool
+    lo_y: float  # the full_ws clamp of window centres: [lo_y, hi_y] x [lo_x, hi_x]
+    hi_y: float
+    lo_x: float
+    hi_x: float
+    pad: int  # index i of the mirror tables is at i + pad
+
+
+def search_args(spec: SearchSpec, has_offsets: bool = False) -> SearchArgs:
+    """The `SearchArgs` of a search (mirror tables padded as `_bounds` says)."""
+    clamp, _, pad = _bounds(spec)
+    lo_y, hi_y, lo_x, hi_x = (float(x) for x in clamp)
+    return SearchArgs(
+        spec.B, spec.heads, spec.T, spec.H, spec.W, spec.Ch, spec.ws, spec.ps, spec.stride0,
+        float(spec.stride1), spec.dist == "l2", bool(spec.full_ws), bool(has_offsets),
+        lo_y, hi_y, lo_x, hi_x, int(pad),
+    )  # fmt: skip
 
 
 @contextmanager
@@ -100,10 +152,8 @@ def _shape(v: Tensor, heads: int) -> np.ndarray:
 
 
 def mirror_table(size: int, pad: int) -> np.ndarray:
-    """table[i + pad] = i mirrored into [0, size-1] (edge not repeated), i in [-pad, size+pad)."""
-    period = 2 * (size - 1)
-    i = np.abs(np.arange(-pad, size + pad)) % period
-    return np.where(i > size - 1, period - i, i).astype(np.int64)
+    """table[i + pad] = `mirror`(i, size), i in [-pad, size+pad)."""
+    return mirror(np.arange(-pad, size + pad, dtype=np.int64), size)
 
 
 def _window_tables(spec: SearchSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -134,9 +184,7 @@ def _bounds(spec: SearchSpec) -> tuple[np.ndarray, np.ndarray, int]:
 
 def _integer_valued(x: Tensor) -> bool:
     """Whether every element of x is a whole number (NaN is not)."""
-    from snl_cli.search import cpu_int
-
-    return bool(cpu_int.whole_numbers(_np(x)))
+    return bool(_int_kernels().whole_numbers(_np(x)))
 
 
 def forward_method(offsets: Tensor | None, spec: SearchSpec) -> str:
@@ -184,50 +232,42 @@ def search_forward(
     if method == "int":
         return _search_forward_int(q, k, offsets, spec)
     kernels = _kernels()
-    B, T, _, H, W = q.shape
     dtype = q.detach().numpy().dtype
     frames, slots = _window_tables(spec)
-    clamp, valid, pad = _bounds(spec)
-    shape = np.array([B, spec.heads, T, H, W, spec.Ch], dtype=np.int64)
-    dists = np.empty((B, spec.heads, T, spec.nH, spec.nW, spec.topk), dtype)
+    _, valid, pad = _bounds(spec)
+    args = search_args(spec, has_offsets=offsets is not None)
+    dists = np.empty((spec.B, spec.heads, spec.T, spec.nH, spec.nW, spec.topk), dtype)
     inds = np.empty((*dists.shape, 3), dtype)
-    rows, cols = mirror_table(H, pad), mirror_table(W, pad)
-    is_l2 = spec.dist == "l2"
+    rows, cols = mirror_table(spec.H, pad), mirror_table(spec.W, pad)
     with _threads(_search_work(spec)):
         if method == "box":
             # the videos as they are: (B*T*C*H, W) rows, one channel per row
             kernels.search_forward_box(
-                _np(q).reshape(-1, W), _np(k).reshape(-1, W), frames, shape, spec.ws, spec.ps,
-                spec.stride0, int(spec.stride1), is_l2, spec.full_ws, clamp, rows, cols, pad,
+                _np(q).reshape(-1, spec.W), _np(k).reshape(-1, spec.W), frames, args, rows, cols,
                 _band(spec), dists, inds,
             )  # fmt: skip
         else:
             off = np.zeros((1, 1, 1, 2, 1, 1), dtype) if offsets is None else _np(offsets)
             kernels.search_forward(
-                heads_last(q, spec.heads), heads_last(k, spec.heads), off, offsets is not None,
-                frames, slots, shape, spec.ws, spec.ps, spec.stride0, spec.stride1, is_l2,
-                spec.full_ws, clamp, valid, rows, cols, pad, dists, inds,
+                heads_last(q, spec.heads), heads_last(k, spec.heads), off, frames, slots, args,
+                valid, rows, cols, dists, inds,
             )  # fmt: skip
     return torch.from_numpy(dists), torch.from_numpy(inds)
 
 
 def int_layout(k: Tensor, heads: int, pad: int, s1: int) -> tuple[np.ndarray, int]:
-    """(B, T, C, H, W) -> the padded, phase-split key rows of `snl_cli.search.cpu_int`.
+    """(B, T, C, H, W) -> the padded, phase-split key rows of `int_kernels`.
 
     Returns:
         kpad, flat; Wp, the length of one padded row (W + 2*pad rounded up to s1).
     """
-    from snl_cli.search import cpu_int
-
-    B, T, C, H, W = k.shape
+    W = k.shape[-1]
     Wp = -(-(W + 2 * pad) // s1) * s1
-    period = 2 * (W - 1)
-    X = np.abs(np.arange(-pad, Wp - pad)) % period
-    mirrored = np.where(X > W - 1, period - X, X)
+    mirrored = mirror(np.arange(-pad, Wp - pad, dtype=np.int64), W)
     # phase p of the row first, then the next: X + pad = p + s1 * m
     order = np.arange(Wp).reshape(Wp // s1, s1).T.reshape(-1)
-    kpad = np.empty(B * T * C * H * Wp, k.detach().numpy().dtype)
-    cpu_int.pad_key_rows(_np(k), heads, mirrored[order], kpad)
+    kpad = np.empty(k.numel() // W * Wp, k.detach().numpy().dtype)
+    _int_kernels().pad_key_rows(_np(k), heads, mirrored[order], kpad)
     return kpad, Wp
 
 
@@ -235,24 +275,20 @@ def _search_forward_int(
     q: Tensor, k: Tensor, offsets: Tensor | None, spec: SearchSpec
 ) -> tuple[Tensor, Tensor]:
     """`search_forward` with method "int"."""
-    from snl_cli.search import cpu_int
-
-    B, T, _, H, W = q.shape
+    int_kernels = _int_kernels()
     dtype = q.detach().numpy().dtype
     frames, slots = _window_tables(spec)
-    clamp, _, pad = _bounds(spec)
+    args = search_args(spec, has_offsets=offsets is not None)
     s1 = int(spec.stride1)
-    kcol_pad = cpu_int.layout_pad(spec.ws, spec.ps, s1)
-    shape = np.array([B, spec.heads, T, H, W, spec.Ch], dtype=np.int64)
-    dists = np.empty((B, spec.heads, T, spec.nH, spec.nW, spec.topk), dtype)
+    kcol_pad = int_kernels.layout_pad(spec.ws, spec.ps, s1)
+    dists = np.empty((spec.B, spec.heads, spec.T, spec.nH, spec.nW, spec.topk), dtype)
     inds = np.empty((*dists.shape, 3), dtype)
     off = np.zeros((1, 1, 1, 2, 1, 1), dtype) if offsets is None else _np(offsets)
     with _threads(_search_work(spec)):
         kpad, Wp = int_layout(k, spec.heads, kcol_pad, s1)
-        cpu_int.search_forward_int(
-            _np(q), kpad, off, offsets is not None, frames, slots, shape,
-            spec.ws, spec.ps, spec.stride0, s1, spec.dist == "l2", spec.full_ws, clamp,
-            mirror_table(H, pad), mirror_table(W, pad), pad, kcol_pad, Wp, dists, inds,
+        int_kernels.search_forward_int(
+            _np(q), kpad, off, frames, slots, args, mirror_table(spec.H, args.pad),
+            mirror_table(spec.W, args.pad), kcol_pad, Wp, dists, inds,
         )  # fmt: skip
     return torch.from_numpy(dists), torch.from_numpy(inds)
 
@@ -282,33 +318,31 @@ def search_backward(
         grad_q, grad_k (B, T, C, H, W); grad_pos (B, heads, T, nH, nW, K, 2) or None.
     """
     kernels = _kernels()
-    B, T, _, H, W = q.shape
-    qflat, kflat = heads_last(q, spec.heads), heads_last(k, spec.heads)
-    shape = np.array([B, spec.heads, T, H, W, spec.Ch], dtype=np.int64)
+    B, T, heads, H, W = spec.B, spec.T, spec.heads, spec.H, spec.W
+    qflat, kflat = heads_last(q, heads), heads_last(k, heads)
     grad_q, grad_k = np.zeros_like(qflat), np.zeros_like(kflat)
     grad_pos = _pos_grad(inds, need_pos)
     g, pos = _np(grad_dists), _np(inds)
-    common = (spec.ps, spec.stride0, spec.dist == "l2", spec.full_ws)
+    args = search_args(spec)
     with _threads(g.size * spec.ps**2 * spec.Ch):
-        kernels.search_backward_q(g, qflat, kflat, pos, shape, *common, need_pos, grad_q, grad_pos)
-        order, starts = _buckets(inds, spec.heads, T)
-        kernels.search_backward_k(g, qflat, kflat, pos, shape, *common, order, starts, grad_k)
+        kernels.search_backward_q(g, qflat, kflat, pos, args, need_pos, grad_q, grad_pos)
+        order, starts = _buckets(inds, heads, T)
+        kernels.search_backward_k(g, qflat, kflat, pos, args, order, starts, grad_k)
     return (
-        heads_first(grad_q, B, T, spec.heads, H, W),
-        heads_first(grad_k, B, T, spec.heads, H, W),
+        heads_first(grad_q, B, T, heads, H, W),
+        heads_first(grad_k, B, T, heads, H, W),
         torch.from_numpy(grad_pos) if need_pos else None,
     )
 
 
 def gather_forward(v: Tensor, inds: Tensor) -> Tensor:
     """Raw forward of `snl_cli.search.gather`: (B, heads, T, K, C/heads, nH, nW)."""
-    from snl_cli.search import cpu_gather
 
     B, T, C = v.shape[:3]
     _, heads, _, nH, nW, K, _ = inds.shape
     out = np.empty((B, heads, T, K, C // heads, nH, nW), v.detach().numpy().dtype)
     with _threads(out.size):
-        cpu_gather.gather_forward(_np(v), _np(inds), out)
+        _gather_kernels().gather_forward(_np(v), _np(inds), out)
     return torch.from_numpy(out)
 
 
@@ -325,8 +359,7 @@ def gather_backward(
 ) -> tuple[Tensor, Tensor | None]:
     """Raw backward of `snl_cli.search.gather`: d loss / d v (B, T, C, H, W) and d match
     position (B, heads, T, nH, nW, K, 2) or None."""
-    from snl_cli.search import cpu_gather
-
+    gather_kernels = _gather_kernels()
     B, _, C = v.shape[:3]
     heads = inds.shape[1]
     g, pos = _np(grad_out), _np(inds)
@@ -334,10 +367,10 @@ def gather_backward(
     grad_pos = None
     with _threads(grad_out.numel()):
         groups = _channel_groups(B, heads, C // heads)
-        cpu_gather.gather_backward_v(g, pos, groups, grad_v)
+        gather_kernels.gather_backward_v(g, pos, groups, grad_v)
         if need_pos:
             grad_pos = np.empty((*inds.shape[:-1], 2), g.dtype)
-            cpu_gather.gather_backward_pos(g, _np(v), pos, grad_pos)
+            gather_kernels.gather_backward_pos(g, _np(v), pos, grad_pos)
     return torch.from_numpy(grad_v), None if grad_pos is None else torch.from_numpy(grad_pos)
 
 

@@ -1,4 +1,4 @@
-"""numba kernels of the "cpu" backend's `gather` (`snl_cli.search.cpu` wraps them).
+"""numba kernels of the "cpu" backend's `gather` (`snl_cli.search.backends.cpu` wraps them).
 
 v is read in its own layout, (B, T, C, H, W): the C/heads planes of a head are HW apart, so one
 match costs one offset computation for all its channels, and for a row of queries (fixed
@@ -18,10 +18,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from snl_cli.search.cpu_kernels import _JIT, _PAR, _mirror
+from snl_cli.search.jit import JIT, PAR, mirror
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _row_taps(
     inds: np.ndarray,
     b: int,
@@ -55,8 +55,8 @@ def _row_taps(
             weights[0, j], weights[1, j], weights[2, j], weights[3, j] = 1, 0, 0, 0
             continue
         whole = False
-        r0, r1 = _mirror(fy, H) * W, _mirror(fy + 1, H) * W
-        c0, c1 = _mirror(fx, W), _mirror(fx + 1, W)
+        r0, r1 = mirror(fy, H) * W, mirror(fy + 1, H) * W
+        c0, c1 = mirror(fx, W), mirror(fx + 1, W)
         taps[0, j], taps[1, j] = plane + r0 + c0, plane + r0 + c1
         taps[2, j], taps[3, j] = plane + r1 + c0, plane + r1 + c1
         weights[0, j], weights[1, j] = (1 - wy) * (1 - wx), (1 - wy) * wx
@@ -64,7 +64,7 @@ def _row_taps(
     return whole
 
 
-@njit(**_PAR)
+@njit(**PAR)
 def gather_forward(v: np.ndarray, inds: np.ndarray, out: np.ndarray) -> None:
     """out (B, heads, T, K, Ch, nH, nW) = v (B, T, C, H, W) read bilinearly at each match of
     inds (B, heads, T, nH, nW, K, 3); one output plane group (b, head, t, rank m) per
@@ -99,7 +99,7 @@ def gather_forward(v: np.ndarray, inds: np.ndarray, out: np.ndarray) -> None:
                         )  # fmt: skip
 
 
-@njit(**_PAR)
+@njit(**PAR)
 def gather_backward_v(
     grad_out: np.ndarray,
     inds: np.ndarray,
@@ -138,7 +138,7 @@ def gather_backward_v(
                                     dst[tap[j]] += weight[j] * go[j]
 
 
-@njit(**_PAR)
+@njit(**PAR)
 def gather_backward_pos(
     grad_out: np.ndarray,
     v: np.ndarray,
@@ -165,8 +165,8 @@ def gather_backward_pos(
                 fy, fx = math.floor(py), math.floor(px)
                 cell[j, 0], cell[j, 1] = py - fy, px - fx
                 plane = ((b * T + tp) * C + h * Ch) * HW
-                r0, r1 = _mirror(fy, H) * W, _mirror(fy + 1, H) * W
-                c0, c1 = _mirror(fx, W), _mirror(fx + 1, W)
+                r0, r1 = mirror(fy, H) * W, mirror(fy + 1, H) * W
+                c0, c1 = mirror(fx, W), mirror(fx + 1, W)
                 taps[j, 0], taps[j, 1] = plane + r0 + c0, plane + r0 + c1
                 taps[j, 2], taps[j, 3] = plane + r1 + c0, plane + r1 + c1
             dy[:] = 0

@@ -1,4 +1,5 @@
-"""numba kernel of the "cpu" backend's integer-position search (`snl_cli.search.cpu` wraps it).
+"""numba kernel of the "cpu" backend's integer-position search (`snl_cli.search.backends.cpu`
+wraps it).
 
 When every candidate sits on a whole pixel (integer-valued offsets, integer stride1, integer
 full_ws bounds), nothing is interpolated and the candidates of a window row are pixels
@@ -9,7 +10,7 @@ both sides with its mirrored pixels and split into its stride1 phases:
     with X + pad = p + stride1*m,  0 <= p < stride1,  Wp = stride1*Wm,
 
 so that, for one query pixel and channel, LANES candidates of a window row are one contiguous
-vector load (`snl_cli.search.cpu_simd`) wherever the window is, borders included; a row of
+vector load (`simd`) wherever the window is, borders included; a row of
 more than LANES candidates takes several vectors. Keys are l2 or -prod (smaller is better).
 
 Selecting the top-k is the other half of the work: inserting 243 candidates in visiting order
@@ -25,11 +26,13 @@ inserted instead). Ties keep visiting order, so the result does not depend on th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numba import njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from snl_cli.search.cpu_simd import (
+from snl_cli.search.backends.cpu.simd import (
     LANES,
     popcount,
     vadd_prod,
@@ -44,9 +47,10 @@ from snl_cli.search.cpu_simd import (
     vstore,
     vzeros,
 )
+from snl_cli.search.jit import JIT, PAR
 
-_JIT = dict(cache=True, fastmath=False, nogil=True)
-_PAR = dict(parallel=True, **_JIT)
+if TYPE_CHECKING:
+    from snl_cli.search.backends.cpu import SearchArgs
 
 
 def layout_pad(ws: int, ps: int, s1: int) -> int:
@@ -55,7 +59,7 @@ def layout_pad(ws: int, ps: int, s1: int) -> int:
     return s1 * (ws // 2 + LANES) + ps // 2 + 1
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def whole_numbers(x: np.ndarray) -> bool:
     """Whether every element of x (C-contiguous) is a whole number or infinite (not NaN)."""
     for value in x.reshape(-1):  # noqa: SIM110 (numba compiles loops, not all(generator))
@@ -64,7 +68,7 @@ def whole_numbers(x: np.ndarray) -> bool:
     return True
 
 
-@njit(**_PAR)
+@njit(**PAR)
 def pad_key_rows(k: np.ndarray, heads: int, cols: np.ndarray, kpad: np.ndarray) -> None:
     """kpad (flat) = the key rows of k (B, T, C, H, W) per head, frame, row and channel, each
     row read through cols (Wp,): the mirrored, phase-split column of each element."""
@@ -80,7 +84,7 @@ def pad_key_rows(k: np.ndarray, heads: int, cols: np.ndarray, kpad: np.ndarray) 
                 dst[X] = src[cols[X]]
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _rank(keys: np.ndarray, n: int, s: int) -> int:
     """Rank of keys[s] among keys[:n] (ties: the earlier first); keys[n:] padded with +inf
     to a whole vector."""
@@ -97,7 +101,7 @@ def _rank(keys: np.ndarray, n: int, s: int) -> int:
     return rank
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _rank_sort(
     keys: np.ndarray,
     codes: np.ndarray,
@@ -117,7 +121,7 @@ def _rank_sort(
             out_codes[rank] = codes[s]
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _insertion_sort(
     keys: np.ndarray,
     codes: np.ndarray,
@@ -143,7 +147,7 @@ def _insertion_sort(
         out_codes[m] = codes[s]
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _select(keys: np.ndarray, n: int, rank: int) -> float:
     """The finite key of the given rank among keys[:n] (n a multiple of LANES), or +inf."""
     for s in range(n):
@@ -152,25 +156,16 @@ def _select(keys: np.ndarray, n: int, rank: int) -> float:
     return np.inf
 
 
-@njit(**_PAR)
+@njit(**PAR)
 def search_forward_int(
     q: np.ndarray,
     kpad: np.ndarray,
     offsets: np.ndarray,
-    has_offsets: bool,
     frames: np.ndarray,
     slots: np.ndarray,
-    shape: np.ndarray,
-    ws: int,
-    ps: int,
-    stride0: int,
-    s1: int,
-    is_l2: bool,
-    full_ws: bool,
-    clamp: np.ndarray,
+    args: SearchArgs,
     rows: np.ndarray,
     cols: np.ndarray,
-    pad: int,
     kcol_pad: int,
     Wp: int,
     dists: np.ndarray,
@@ -184,14 +179,15 @@ def search_forward_int(
     Args:
         q: (B, T, C, H, W) query frames.
         kpad: flat padded key rows (see the module docstring), Wp long, kcol_pad = pad.
-        offsets: (B, T, Wn, 2, nH, nW) with integer values, read only when has_offsets.
+        offsets: (B, T, Wn, 2, nH, nW) with integer values, read only when args.has_offsets.
         frames, slots: (T, Wt) window frames of each t and their offsets slot (-1: t itself).
-        shape: (B, heads, T, H, W, Ch); s1: integer stride1.
-        clamp: (lo_y, hi_y, lo_x, hi_x) full_ws centre bounds, integers.
-        rows, cols: mirror tables with offset pad (query patches and key rows).
+        args: the search's scalars (`SearchArgs`; stride1 and the full_ws clamp whole numbers).
+        rows, cols: mirror tables with offset args.pad (query patches and key rows).
         dists: out, (B, heads, T, nH, nW, K); inds: out, (B, heads, T, nH, nW, K, 3).
     """
-    B, heads, T, H, W, Ch = shape[0], shape[1], shape[2], shape[3], shape[4], shape[5]
+    B, heads, T, H, W, Ch = args.B, args.heads, args.T, args.H, args.W, args.Ch
+    ws, ps, stride0, s1 = args.ws, args.ps, args.stride0, int(args.stride1)
+    is_l2, full_ws, pad = args.is_l2, args.full_ws, args.pad
     nH, nW, K = dists.shape[3], dists.shape[4], dists.shape[5]
     Wt = frames.shape[1]
     Wm = Wp // s1
@@ -240,12 +236,12 @@ def search_forward_int(
             for w in range(Wt):
                 tp, slot = frames[t, w], slots[t, w]
                 fy, fx = float(y), float(x)
-                if has_offsets and slot >= 0:
+                if args.has_offsets and slot >= 0:
                     fy += offsets[b, t, slot, 0, i, j]
                     fx += offsets[b, t, slot, 1, i, j]
                 if full_ws:
-                    fy = min(max(fy, clamp[0]), clamp[1])
-                    fx = min(max(fx, clamp[2]), clamp[3])
+                    fy = min(max(fy, args.lo_y), args.hi_y)
+                    fx = min(max(fx, args.lo_x), args.hi_x)
                 cys[w], cxs[w] = fy, fx
                 inside = full_ws or (-reach < fy < H - 1 + reach and -reach < fx < W - 1 + reach)
                 cy, cx = (int(fy), int(fx)) if inside else (0, 0)

@@ -1,6 +1,10 @@
-"""numba kernels of the "cpu" backend (raw, no autograd; `snl_cli.search.cpu` wraps them).
+"""numba kernels of the "cpu" backend (raw, no autograd; `snl_cli.search.backends.cpu` wraps
+them): the direct and box search, the search backward and the weighted patch sum.
 
-Layouts, set up by `snl_cli.search.cpu`:
+The search kernels take the scalars of a search as one record, `args` (`SearchArgs`: sizes,
+operator parameters, the full_ws clamp and the mirror tables' offset).
+
+Layouts, set up by `snl_cli.search.backends.cpu`:
     frames per head, channels last, flattened to rows: (B*heads*T*H, W*Ch), so that the
     ps*Ch values of a patch row sit side by side in memory and row r of frame f of head
     (b, h) is ((b*heads + h)*T + f)*H + r;
@@ -16,29 +20,18 @@ result is deterministic.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit, prange
 
-# IEEE arithmetic everywhere except the direct search, where reassociation lets LLVM
-# vectorise the sums over a patch row (measured 2.1x at ps=5, 1.08x at ps=1; the box path
-# is 15% slower with it). Never "nnan"/"ninf": invalid candidates are inf and must compare.
-_JIT = dict(cache=True, fastmath=False, nogil=True)
-_PAR = dict(parallel=True, **_JIT)
-_PAR_REASSOC = dict(_PAR, fastmath={"reassoc", "contract", "nsz", "arcp"})
+from snl_cli.search.jit import JIT, PAR, PAR_REASSOC, mirror
+
+if TYPE_CHECKING:
+    from snl_cli.search.backends.cpu import SearchArgs
 
 
-@njit(inline="always", **_JIT)
-def _mirror(i: int, size: int) -> int:
-    """i mirrored into [0, size-1] without repeating the edge, periodic far away."""
-    if 0 <= i < size:
-        return i
-    period = 2 * (size - 1)
-    i = abs(i) % period
-    return period - i if i > size - 1 else i
-
-
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _insert(
     keys: np.ndarray,
     pos: np.ndarray,
@@ -70,7 +63,7 @@ def _insert(
     return count
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _row_dist(
     qq: np.ndarray,
     kk: np.ndarray,
@@ -88,7 +81,7 @@ def _row_dist(
     return acc
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _row_dist_lerp(
     qq: np.ndarray,
     kk: np.ndarray,
@@ -109,7 +102,7 @@ def _row_dist_lerp(
     return acc
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _strip(
     kflat: np.ndarray,
     frame_row: int,
@@ -153,7 +146,7 @@ def _strip(
                 dst[x * Ch + c] = (one - wy) * k0[c] + wy * k1[c]
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _strip_dist(
     qpatch: np.ndarray,
     strip: np.ndarray,
@@ -178,26 +171,17 @@ def _strip_dist(
     return acc
 
 
-@njit(**_PAR_REASSOC)
+@njit(**PAR_REASSOC)
 def search_forward(
     qflat: np.ndarray,
     kflat: np.ndarray,
     offsets: np.ndarray,
-    has_offsets: bool,
     frames: np.ndarray,
     slots: np.ndarray,
-    shape: np.ndarray,
-    ws: int,
-    ps: int,
-    stride0: int,
-    stride1: float,
-    is_l2: bool,
-    full_ws: bool,
-    clamp: np.ndarray,
+    args: SearchArgs,
     valid: np.ndarray,
     rows: np.ndarray,
     cols: np.ndarray,
-    pad: int,
     dists: np.ndarray,
     inds: np.ndarray,
 ) -> None:
@@ -208,15 +192,16 @@ def search_forward(
 
     Args:
         qflat, kflat: (B*heads*T*H, W*Ch) channels-last frames.
-        offsets: (B, T, Wn, 2, nH, nW), read only when has_offsets.
+        offsets: (B, T, Wn, 2, nH, nW), read only when args.has_offsets.
         frames: (T, Wt) window frames of each t; slots: (T, Wt) offset slot or -1 (t itself).
-        shape: (B, heads, T, H, W, Ch).
-        clamp: (lo_y, hi_y, lo_x, hi_x) full_ws centre bounds.
+        args: the search's scalars (`SearchArgs`).
         valid: (lo_y, hi_y, lo_x, hi_x) positions outside are invalid candidates.
-        rows, cols: mirror tables with offset pad.
+        rows, cols: mirror tables with offset args.pad.
         dists: out, (B, heads, T, nH, nW, K); inds: out, (B, heads, T, nH, nW, K, 3).
     """
-    B, heads, T, H, W, Ch = shape[0], shape[1], shape[2], shape[3], shape[4], shape[5]
+    B, heads, T, H, W, Ch = args.B, args.heads, args.T, args.H, args.W, args.Ch
+    ws, ps, stride0, stride1 = args.ws, args.ps, args.stride0, args.stride1
+    is_l2, full_ws, pad = args.is_l2, args.full_ws, args.pad
     nH, nW, K = dists.shape[3], dists.shape[4], dists.shape[5]
     Wt = frames.shape[1]
     half, wh = ps // 2, ws // 2
@@ -245,12 +230,12 @@ def search_forward(
                 tp, slot = frames[t, w], slots[t, w]
                 frame_row = (head_row + tp) * H
                 cy, cx = float(y), float(x)
-                if has_offsets and slot >= 0:
+                if args.has_offsets and slot >= 0:
                     cy += offsets[b, t, slot, 0, i, j]
                     cx += offsets[b, t, slot, 1, i, j]
                 if full_ws:
-                    cy = min(max(cy, clamp[0]), clamp[1])
-                    cx = min(max(cx, clamp[2]), clamp[3])
+                    cy = min(max(cy, args.lo_y), args.hi_y)
+                    cx = min(max(cx, args.lo_x), args.hi_x)
                 for a in range(ws):
                     py = cy + stride1 * (a - wh)
                     row_ok = valid[0] <= py <= valid[1]
@@ -285,7 +270,7 @@ def search_forward(
                 inds[b, h, t, i, j, m, 2] = pos[m, 2]
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _pixel_dists(
     q2d: np.ndarray,
     k2d: np.ndarray,
@@ -337,7 +322,7 @@ def _pixel_dists(
                 run[x] += qs[x] * ks[x]
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _shifts(
     n: int,
     stride0: int,
@@ -354,7 +339,7 @@ def _shifts(
     return out
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _has(
     shift: int,
     d: int,
@@ -366,22 +351,14 @@ def _has(
     return 0 <= a <= s1 * (ws - 1) and (s1 == 1 or a % s1 == 0)
 
 
-@njit(**_PAR)
+@njit(**PAR)
 def search_forward_box(
     q2d: np.ndarray,
     k2d: np.ndarray,
     frames: np.ndarray,
-    shape: np.ndarray,
-    ws: int,
-    ps: int,
-    stride0: int,
-    s1: int,
-    is_l2: bool,
-    full_ws: bool,
-    clamp: np.ndarray,
+    args: SearchArgs,
     rows: np.ndarray,
     cols: np.ndarray,
-    pad: int,
     band: int,
     dists: np.ndarray,
     inds: np.ndarray,
@@ -394,23 +371,25 @@ def search_forward_box(
     of ps^2 times. Queries whose full_ws centre is clamped have other displacements; those
     are visited too, only over the queries that use them. One parallel iteration per
     (b, head, t, band of `band` query rows); q2d, k2d are the videos (B, T, C, H, W) as
-    (B*T*C*H, W) rows, other arguments as `search_forward`, s1 an int.
+    (B*T*C*H, W) rows, other arguments as `search_forward` (args.stride1 a whole number).
     """
-    B, heads, T, H, W, Ch = shape[0], shape[1], shape[2], shape[3], shape[4], shape[5]
+    B, heads, T, H, W, Ch = args.B, args.heads, args.T, args.H, args.W, args.Ch
+    ws, ps, stride0, s1 = args.ws, args.ps, args.stride0, int(args.stride1)
+    is_l2, full_ws, pad = args.is_l2, args.full_ws, args.pad
     C = heads * Ch
     nH, nW, K = dists.shape[3], dists.shape[4], dists.shape[5]
     Wt = frames.shape[1]
     half, wh = ps // 2, ws // 2
     sign = 1.0 if is_l2 else -1.0
     n_bands = (nH + band - 1) // band
-    shift_x = _shifts(nW, stride0, full_ws, clamp[2], clamp[3])
+    shift_x = _shifts(nW, stride0, full_ws, args.lo_x, args.hi_x)
     for n in prange(B * heads * T * n_bands):
         i0 = (n % n_bands) * band
         t = (n // n_bands) % T
         h = (n // (n_bands * T)) % heads
         b = n // (n_bands * T * heads)
         ni = min(nH - i0, band)
-        shift_y = _shifts(i0 + ni, stride0, full_ws, clamp[0], clamp[1])[i0:]
+        shift_y = _shifts(i0 + ni, stride0, full_ws, args.lo_y, args.hi_y)[i0:]
         count = np.zeros((ni, nW), dtype=np.int64)
         keys = np.empty((ni, nW, K), dtype=q2d.dtype)
         pos = np.empty((ni, nW, K, 3), dtype=np.float64)
@@ -483,7 +462,7 @@ def search_forward_box(
                     inds[b, h, t, i0 + i, j, m, 2] = pos[i, j, m, 2]
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def bucket_order(
     keys: np.ndarray,
     n_buckets: int,
@@ -506,7 +485,7 @@ def bucket_order(
     return order, starts
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _cell(
     frame_row: int,
     yy: int,
@@ -517,12 +496,12 @@ def _cell(
 ) -> tuple[int, int, int, int]:
     """Rows and column offsets (mirrored) of the 4 corners of the cell at integer (yy, xx)."""
     return (
-        frame_row + _mirror(yy, H), frame_row + _mirror(yy + 1, H),
-        _mirror(xx, W) * Ch, _mirror(xx + 1, W) * Ch,
+        frame_row + mirror(yy, H), frame_row + mirror(yy + 1, H),
+        mirror(xx, W) * Ch, mirror(xx + 1, W) * Ch,
     )  # fmt: skip
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _invalid(
     py: float,
     px: float,
@@ -534,7 +513,7 @@ def _invalid(
     return not full_ws and not (0 <= py <= H - 1 and 0 <= px <= W - 1)
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _match(
     flat_index: int,
     nH: int,
@@ -553,7 +532,7 @@ def _match(
     return b, h, t, i, j, m
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _search_pair_grad(
     g: float,
     qflat: np.ndarray,
@@ -582,9 +561,9 @@ def _search_pair_grad(
     wy, wx = py - fy, px - fx
     dy_sum, dx_sum = 0.0, 0.0
     for u in range(ps):
-        qr = q_row + _mirror(y + u - half, H)
+        qr = q_row + mirror(y + u - half, H)
         for v in range(ps):
-            qc = _mirror(x + v - half, W) * Ch
+            qc = mirror(x + v - half, W) * Ch
             r0, r1, c0, c1 = _cell(k_row, fy + u - half, fx + v - half, H, W, Ch)
             for c in range(Ch):
                 k00, k01 = kflat[r0, c0 + c], kflat[r0, c1 + c]
@@ -611,17 +590,13 @@ def _search_pair_grad(
     return dy_sum, dx_sum
 
 
-@njit(**_PAR)
+@njit(**PAR)
 def search_backward_q(
     grad_dists: np.ndarray,
     qflat: np.ndarray,
     kflat: np.ndarray,
     inds: np.ndarray,
-    shape: np.ndarray,
-    ps: int,
-    stride0: int,
-    is_l2: bool,
-    full_ws: bool,
+    args: SearchArgs,
     need_pos: bool,
     grad_q: np.ndarray,
     grad_pos: np.ndarray,
@@ -631,7 +606,8 @@ def search_backward_q(
     Parallel over (b, head, t): the queries of a frame write only into that frame of q, and
     each match into its own grad_pos entry, (B, heads, T, nH, nW, K, 2).
     """
-    B, heads, T, H, W, Ch = shape[0], shape[1], shape[2], shape[3], shape[4], shape[5]
+    B, heads, T, H, W, Ch = args.B, args.heads, args.T, args.H, args.W, args.Ch
+    ps, stride0, is_l2, full_ws = args.ps, args.stride0, args.is_l2, args.full_ws
     nH, nW, K = grad_dists.shape[3], grad_dists.shape[4], grad_dists.shape[5]
     no_k = np.empty((0, 0), dtype=kflat.dtype)
     for n in prange(B * heads * T):
@@ -654,24 +630,21 @@ def search_backward_q(
                         grad_pos[b, h, t, i, j, m, 1] = dx
 
 
-@njit(**_PAR)
+@njit(**PAR)
 def search_backward_k(
     grad_dists: np.ndarray,
     qflat: np.ndarray,
     kflat: np.ndarray,
     inds: np.ndarray,
-    shape: np.ndarray,
-    ps: int,
-    stride0: int,
-    is_l2: bool,
-    full_ws: bool,
+    args: SearchArgs,
     order: np.ndarray,
     starts: np.ndarray,
     grad_k: np.ndarray,
 ) -> None:
     """d loss / d k (into grad_k, the layout of kflat), one bucket (b, head, frame) per
     parallel iteration: all matches that read a frame are handled by one thread."""
-    B, heads, T, H, W, Ch = shape[0], shape[1], shape[2], shape[3], shape[4], shape[5]
+    B, heads, T, H, W, Ch = args.B, args.heads, args.T, args.H, args.W, args.Ch
+    ps, stride0, is_l2, full_ws = args.ps, args.stride0, args.is_l2, args.full_ws
     nH, nW, K = grad_dists.shape[3], grad_dists.shape[4], grad_dists.shape[5]
     no_q = np.empty((0, 0), dtype=qflat.dtype)
     for bucket in prange(B * heads * T):
@@ -689,7 +662,7 @@ def search_backward_k(
             )  # fmt: skip
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **JIT)
 def _query_index(
     Y: int,
     d: int,
@@ -704,7 +677,7 @@ def _query_index(
     return i if i < n else -1
 
 
-@njit(**_PAR)
+@njit(**PAR)
 def patch_sum_forward(
     vflat: np.ndarray,
     weights: np.ndarray,
@@ -751,7 +724,7 @@ def patch_sum_forward(
                 out[b, t, h * Ch + c, Y, X] = acc[c] / cnt if cnt > 0 else 0
 
 
-@njit(**_PAR)
+@njit(**PAR)
 def patch_sum_backward(
     grad_flat: np.ndarray,
     vflat: np.ndarray,
