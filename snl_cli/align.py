@@ -27,7 +27,6 @@ for the queries of frame t; that half of the work is thrown away (it is in the t
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ import torch
 from torch import Tensor
 
 from snl_cli.errors import InputError, UsageError
+from snl_cli.metrics import psnr_tensor
 
 METHODS = ("identity", "flow", "nls", "shifted_nls")
 WINDOWED = ("nls", "shifted_nls")
@@ -125,12 +125,6 @@ def _check_length(n_frames: int, wt: int, path: str | Path) -> None:
             f"need at least {wt + 1} frames to align frame t+{wt} with frame t, got {n_frames}",
             path,
         )
-
-
-def psnr(a: Tensor, b: Tensor) -> float:
-    """PSNR in dB of two images in [0, 1] (peak 1)."""
-    mse = (a.double() - b.double()).square().mean().item()
-    return 10 * math.log10(1 / max(mse, 1e-12))
 
 
 def add_noise(video: Tensor, sigma: float, seed: int) -> Tensor:
@@ -237,7 +231,7 @@ def _align_pair(
                 noisy, clean, s, ws=w, ps=params.ps, backend=params.backend
             )
         )
-        result.psnr[method] = psnr(rebuilt, clean[0, 1])
+        result.psnr[method] = psnr_tensor(rebuilt, clean[0, 1])
         result.ms[method] = ms
         if method in WINDOWED:
             result.border[method] = _border_share(inds, shift, ws)

@@ -29,22 +29,18 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from snl_cli.denoisers import Denoiser, default_model, make_denoiser, resolve_device
+from snl_cli.clips import walk_clips
+from snl_cli.denoisers import Denoiser
 from snl_cli.errors import InputError, OutputError, SnlError, UsageError
 from snl_cli.pipeline import DenoiseOptions, Reporter, check_options, denoise_file
-from snl_cli.video import is_temp_name, probe
-from snl_cli.video.images import IMAGE_SUFFIXES, list_images
+from snl_cli.video import probe
+from snl_cli.video.images import list_images
 
-VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts",
-     ".m2ts", ".wmv", ".flv", ".y4m", ".nut", ".mxf", ".ogv", ".3gp"}
-)  # fmt: skip
 MANIFEST_PREFIX = ".snl-batch"
 MANIFEST_VERSION = 1
 _EDGE_BYTES = 1 << 20
@@ -96,7 +92,8 @@ def shard_of(rel: str, count: int) -> int:
 
 
 def find_clips(folder: Path, options: BatchOptions, exclude: Path | None = None) -> list[Path]:
-    """Video files and frame folders below `folder`, sorted by relative path.
+    """Video files and frame folders below `folder` (`snl_cli.clips.walk_clips`) whose name
+    matches the pattern, in the shard, sorted by relative path.
 
     Hidden entries (snl's temporary outputs among them) and `exclude` (the output folder,
     when it lies inside the input folder) are skipped.
@@ -107,41 +104,12 @@ def find_clips(folder: Path, options: BatchOptions, exclude: Path | None = None)
     if not folder.is_dir():
         raise InputError("not a folder", folder)
     skip = exclude.resolve() if exclude is not None else None
-    found = list(_walk(folder, options.recursive, skip))
+    found = list(walk_clips(folder, options.recursive, skip))
     found = [p for p in found if fnmatch.fnmatch(p.name, options.pattern)]
     if options.shard is not None:
         index, count = options.shard
         found = [p for p in found if shard_of(_rel(p, folder), count) == index]
     return sorted(found, key=lambda p: _rel(p, folder))
-
-
-def _walk(folder: Path, recursive: bool, skip: Path | None) -> Iterator[Path]:
-    try:
-        entries = sorted(folder.iterdir())
-    except OSError as exc:
-        raise InputError(exc.strerror or "cannot list folder", folder) from exc
-    for entry in entries:
-        if entry.name.startswith(".") or is_temp_name(entry.name):
-            continue
-        if skip is not None and entry.resolve() == skip:
-            continue
-        if entry.is_dir():
-            if _holds_images(entry):
-                yield entry
-            elif recursive:
-                yield from _walk(entry, recursive, skip)
-        elif entry.is_file() and entry.suffix.lower() in VIDEO_SUFFIXES:
-            yield entry
-
-
-def _holds_images(folder: Path) -> bool:
-    try:
-        return any(
-            p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-            for p in folder.iterdir()
-        )
-    except OSError:
-        return False
 
 
 def _rel(path: Path, folder: Path) -> str:
@@ -479,9 +447,7 @@ def run_batch(
     check_options(options)
     check_folders(Path(folder), Path(outdir))  # before the model: its errors come first
     if denoiser is None:
-        model = options.model or default_model()
-        denoiser = make_denoiser(model, device=resolve_device(options.device),
-                                 weights=options.weights)  # fmt: skip
+        denoiser = options.make_denoiser()
     plan = plan_batch(folder, outdir, options, batch, denoiser.name)
     start = time.perf_counter()
     rows = []

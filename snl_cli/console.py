@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -35,6 +33,11 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "__fspath__"):
         return str(value)
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def error(message: str) -> None:
+    """One `snl: error: message` line on stderr: the only place that writes the prefix."""
+    err_console.print(f"snl: error: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
@@ -93,8 +96,3 @@ class FrameProgress:
 def _rate(fps: float) -> str:
     """Frames per second to show: two decimals below 10 (slow CPU runs read 0.25, not 0.2)."""
     return f"{fps:6.2f}" if fps < 10 else f"{fps:6.1f}"
-
-
-@contextmanager
-def null_progress() -> Iterator[None]:
-    yield None

@@ -35,7 +35,7 @@ def run_demo(
     reporter=None,
 ) -> dict[str, Any]:
     """Noise, denoise and compare; returns the summary (paths, PSNR before/after, fps)."""
-    from snl_cli.bench.denoise import load_clean, write_lossless
+    from snl_cli.clips import read_uint8, write_lossless
     from snl_cli.pipeline import DenoiseOptions, denoise_file
     from snl_cli.synthetic import noisy_frames
     from snl_cli.video import probe
@@ -44,7 +44,7 @@ def run_demo(
     if not clip.exists():
         raise InputError("demo clip not found (run from a source checkout or pass a clip)", clip)
     info = probe(clip)
-    clean = load_clean(clip, frames or info.frames)
+    clean = read_uint8(clip, frames or info.frames, min_frames=2)
     noisy = noisy_frames(clean, "gaussian", sigma, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     noisy_path, denoised_path = out_dir / "noisy.mkv", out_dir / "denoised.mp4"
@@ -52,7 +52,7 @@ def run_demo(
     write_lossless(noisy, noisy_path, fps=fps)
     options = DenoiseOptions(model=model, codec="libx264", crf=16, overwrite=True)
     summary = denoise_file(noisy_path, denoised_path, options, reporter)
-    denoised = load_clean(denoised_path, len(clean))
+    denoised = read_uint8(denoised_path, len(clean), min_frames=2)
     comparison = out_dir / "comparison.png"
     write_comparison(noisy, denoised, clean, comparison)
     return {
@@ -80,11 +80,9 @@ def write_comparison(
     crop: int = 240,
 ) -> None:
     """Side by side crops (noisy | denoised | clean) of the middle frame, labelled."""
-    import matplotlib
+    from snl_cli.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     mid = len(clean) // 2
     h, w = clean[mid].shape[:2]
     size = min(crop, h, w)
@@ -97,5 +95,4 @@ def write_comparison(
         ax.set_title(title + score)
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)

@@ -5,7 +5,8 @@ hands each piece to a `Denoiser`; it needs to know nothing else about the method
 denoiser says how many frames of temporal context it wants on each side of a chunk
 (`context`), how many pixels of spatial context around a tile (`halo`) and roughly how
 much memory one pixel of one frame costs while it runs (`bytes_per_pixel`, used to size
-tiles).
+tiles), and whether it reads the noise level at all (`uses_sigma`: a blind model does not, and the
+pipeline then skips estimating it).
 
 Add a method: write a class with these attributes and `__call__`, then one branch in
 `make_denoiser`.
@@ -13,14 +14,15 @@ Add a method: write a class with these attributes and `__call__`, then one branc
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from snl_cli.errors import UsageError
 
-MODELS = ("stan", "nlm")
+if TYPE_CHECKING:  # torch loads when a denoiser is built, so that `snl --help` stays quick
+    import torch
+    from torch import Tensor
+
+MODELS = ("stan", "nlm")  # the `--model` names, the only list of them
 
 
 @runtime_checkable
@@ -33,6 +35,8 @@ class Denoiser(Protocol):
         halo: pixels of spatial context wanted around a tile.
         bytes_per_pixel: peak working memory per pixel per frame of the processed piece.
         device: where the clip tensors passed in should live.
+        uses_sigma: whether `__call__` reads `sigma`; a blind denoiser (False) is not given
+            an estimate (see `uses_sigma`).
     """
 
     name: str
@@ -40,6 +44,7 @@ class Denoiser(Protocol):
     halo: int
     bytes_per_pixel: int
     device: torch.device
+    uses_sigma: bool
 
     def __call__(self, clip: Tensor, sigma: float) -> Tensor:
         """Denoise a piece of a clip.
@@ -56,6 +61,8 @@ class Denoiser(Protocol):
 
 def resolve_device(device: str) -> torch.device:
     """ "auto" → CUDA when available, else CPU; "cuda" without a GPU is a usage error."""
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -65,12 +72,10 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _cuda_ready() -> bool:
-    if not torch.cuda.is_available():
-        return False
-    from snl_cli.search import available_backends
-
-    return "cuda" in available_backends("cuda")
+def uses_sigma(denoiser: Denoiser) -> bool:
+    """Whether the pipeline must give `denoiser` a σ (estimated when not given); a denoiser
+    that does not say is given one."""
+    return bool(getattr(denoiser, "uses_sigma", True))
 
 
 def default_model() -> str:
@@ -81,7 +86,7 @@ def default_model() -> str:
 
 
 def make_denoiser(
-    name: str,
+    name: str | None,
     *,
     device: torch.device | str = "cpu",
     weights: str | None = None,
@@ -89,7 +94,7 @@ def make_denoiser(
     """Build the denoiser called `name`.
 
     Args:
-        name: "stan" or "nlm".
+        name: "stan" or "nlm"; None: `default_model()`.
         device: torch device (or "auto"/"cpu"/"cuda").
         weights: STAN weights file (None: the shipped ones).
 
@@ -98,6 +103,7 @@ def make_denoiser(
         WeightsError: STAN weights missing or corrupt.
     """
     device = resolve_device(device) if isinstance(device, str) else device
+    name = name or default_model()
     if name == "nlm":
         from snl_cli.nlm import NLMDenoiser
 
@@ -128,12 +134,15 @@ class StanDenoiser:
     """
 
     name = "stan"
+    uses_sigma = False
     halo = 32
     bytes_per_pixel = 512  # measured ~350 at 480p (8 and 36 frames): frame-by-frame convs
 
     def __init__(
         self, model: torch.nn.Module, manifest: dict, device: torch.device, bf16: bool | None = None
     ) -> None:
+        import torch
+
         self.model = model.to(memory_format=torch.channels_last).eval()
         self.manifest = manifest
         self.device = device
@@ -141,6 +150,8 @@ class StanDenoiser:
         self.bf16 = bf16_supported(device) if bf16 is None else bf16
 
     def __call__(self, clip: Tensor, sigma: float) -> Tensor:
+        import torch
+
         from snl_cli.flow import estimate_flows
         from snl_cli.heap import roomy_heap
 
@@ -156,6 +167,8 @@ class StanDenoiser:
 
 def bf16_supported(device: torch.device) -> bool:
     """bfloat16 autocast pays off: CUDA with bf16, or a CPU with native bf16 (oneDNN)."""
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

@@ -1,4 +1,4 @@
-"""Image quality metrics on RGB frames: PSNR and SSIM."""
+"""Image quality metrics on RGB frames: PSNR (of numpy frames or of tensors) and SSIM."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ def psnr(a: Sequence[np.ndarray], b: Sequence[np.ndarray], peak: float = 255.0) 
         count += diff.size
     mse = total / max(count, 1)
     return float(10 * np.log10(peak**2 / max(mse, 1e-12)))
+
+
+def psnr_tensor(a: Tensor, b: Tensor, peak: float = 1.0) -> float:
+    """PSNR in dB of two tensors of the same shape (one MSE over every value), in float64;
+    values on the 0..peak scale (default [0, 1])."""
+    return psnr([a.detach().double().cpu().numpy()], [b.detach().double().cpu().numpy()], peak)
 
 
 def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:

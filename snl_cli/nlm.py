@@ -176,6 +176,7 @@ class NLMDenoiser:
     """`--model nlm`: the Denoiser interface around `nlm_denoise`."""
 
     name = "nlm"
+    uses_sigma = True
 
     def __init__(self, settings: NLMSettings | None = None, device: torch.device | None = None):
         self.settings = settings or NLMSettings()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from snl_cli.clips import read_image
 from snl_cli.errors import InputError
 from snl_cli.video.images import IMAGE_SUFFIXES
 
@@ -35,14 +36,6 @@ def pair_names(folder: Path) -> list[str]:
     if not names:
         raise InputError("no image pairs", folder)
     return names
-
-
-def read_image(path: Path) -> np.ndarray:
-    """One image as uint8 RGB (H, W, 3)."""
-    from snl_cli.video import read_frames
-
-    frame = next(iter(read_frames(path)))
-    return np.clip(np.rint(frame.rgb * 255), 0, 255).astype(np.uint8)
 
 
 def load_pairs(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:

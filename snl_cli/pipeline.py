@@ -32,7 +32,7 @@ from torch import Tensor
 
 from snl_cli.controls import Controls, apply_controls, check_controls, matrix_of
 from snl_cli.defaults import DEFAULT_CHUNK
-from snl_cli.denoisers import Denoiser, default_model, make_denoiser, resolve_device
+from snl_cli.denoisers import Denoiser, make_denoiser, uses_sigma
 from snl_cli.errors import InputError, UsageError
 from snl_cli.heap import steady_heap
 from snl_cli.noise import SIGMA_RANGE, estimate_sigma, noise_report, pick_frames
@@ -41,7 +41,6 @@ from snl_cli.video.plan import check_frame_size, plan_output
 
 MIN_TILE = 64
 MEMORY_SHARE = 0.5  # of the memory available when the run starts, for auto tiles
-SIGMA_MODELS = frozenset({"nlm"})  # models that take σ as an input; the others are blind
 
 
 @dataclass(frozen=True)
@@ -98,6 +97,10 @@ class DenoiseOptions:
             if getattr(self, key) != getattr(defaults, key):
                 settings[key] = getattr(self, key)
         return settings
+
+    def make_denoiser(self) -> Denoiser:
+        """The denoiser these options name (`model`, `device`, `weights`)."""
+        return make_denoiser(self.model, device=self.device, weights=self.weights)
 
     def controls(self, space: str | None = None) -> Controls:
         """The post-denoise controls, in the YUV matrix of a clip tagged `space`."""
@@ -181,9 +184,10 @@ def denoise_file(
             `options.model`.
 
     Returns:
-        Summary: input, output, model, device, frames, seconds, fps, sigma (used),
-        sigma_source ("given" or "estimated"), sigma_estimate, chunk, overlap, tile,
-        width, height and the writer's plan.
+        Summary: input, output, model, device, frames, seconds, fps, sigma (used; None
+        for a blind denoiser without a given σ), sigma_source ("given", "estimated" or
+        "unused"), sigma_estimate, blind, noise (what the first frames show), chunk,
+        overlap, tile, width, height and the writer's plan.
 
     Raises:
         InputError, OutputError, UsageError, WeightsError: one-line failures.
@@ -206,9 +210,7 @@ def denoise_file(
             "written as stored"
         )
     if denoiser is None:
-        device = resolve_device(options.device)
-        denoiser = make_denoiser(options.model or default_model(), device=device,
-                                 weights=options.weights)  # fmt: skip
+        denoiser = options.make_denoiser()
     overlap = denoiser.context if options.overlap is None else options.overlap
     if overlap < denoiser.context:
         reporter.warned(
@@ -224,7 +226,8 @@ def denoise_file(
         first_frames = stream.fill(window + 1)
         if not first_frames:
             raise InputError(f"no frames in the part asked for ({_describe_cut(options)})", src)
-        sigma, estimate = _pick_sigma(options.sigma, first_frames, reporter)
+        needed = uses_sigma(denoiser)
+        sigma, estimate = _pick_sigma(options.sigma, first_frames, reporter, needed)
         sampled = [first_frames[i].rgb for i in pick_frames(len(first_frames))]
         noise = noise_report(sampled, _report_matrix(info))
         summary = {
@@ -235,13 +238,13 @@ def denoise_file(
             "frames": 0,
             "width": info.width,
             "height": info.height,
-            "sigma": round(sigma, 2),
-            "sigma_source": "given" if options.sigma is not None else "estimated",
+            "sigma": round(sigma, 2) if options.sigma is not None or needed else None,
+            "sigma_source": _sigma_source(options.sigma, needed),
             "sigma_estimate": None if estimate is None else round(estimate, 2),
             "chunk": options.chunk,
             "overlap": overlap,
             "tile": tile if tile < max(info.height, info.width) else None,
-            "blind": denoiser.name not in SIGMA_MODELS,
+            "blind": not needed,
             "noise": noise["overall"],
             "controls": controls.to_json(),
         }
@@ -362,11 +365,14 @@ class _Indexed(Frame):
 
 
 def _pick_sigma(
-    given: float | None, frames: list[Frame], reporter: Reporter
+    given: float | None, frames: list[Frame], reporter: Reporter, needed: bool = True
 ) -> tuple[float, float | None]:
-    """(σ to use, raw estimate or None): estimated from up to 5 of the first frames."""
+    """(σ to use, raw estimate or None): estimated from up to 5 of the first frames, unless
+    given or not `needed` (a blind denoiser: 0, never read)."""
     if given is not None:
         return float(given), None
+    if not needed:
+        return 0.0, None
     estimate = estimate_sigma(frames[i].rgb for i in pick_frames(len(frames)))
     low, high = SIGMA_RANGE
     sigma = min(max(estimate, low), high)
@@ -376,6 +382,11 @@ def _pick_sigma(
             f"(pass --sigma to choose)"
         )
     return sigma, estimate
+
+
+def _sigma_source(given: float | None, needed: bool) -> str:
+    """ "given", "estimated", or "unused" (a blind denoiser, no --sigma: nothing estimated)."""
+    return "given" if given is not None else ("estimated" if needed else "unused")
 
 
 class _Lookahead:

@@ -1,11 +1,10 @@
-"""Matplotlib figures written as PNG (Agg backend, no display), safely renamed into place."""
+"""Matplotlib figures written as PNG (Agg backend, no display), safely renamed into place:
+`pyplot()` and `save_figure` serve every figure snl draws (alignment, bench, demo)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-
-from snl_cli.errors import OutputError
 
 # One colour and marker per method, the same in every figure.
 STYLE = {
@@ -14,6 +13,32 @@ STYLE = {
     "nls": ("tab:orange", "^"),
     "shifted_nls": ("tab:green", "o"),
 }
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, dst: Path, *, dpi: int, overwrite: bool = True) -> Path:
+    """Write `fig` under a temporary name beside `dst` (format from its suffix; PNG without
+    one), rename it into place and close the figure; returns dst.
+
+    Raises:
+        OutputError: dst cannot be written (or exists, without overwrite).
+    """
+    from snl_cli.video.safety import write_atomically
+
+    try:
+        write_atomically(Path(dst), lambda tmp: fig.savefig(tmp, dpi=dpi), overwrite)
+    finally:
+        pyplot().close(fig)
+    return Path(dst)
 
 
 def plot_alignment(report: dict[str, Any], dst: Path, *, overwrite: bool = False) -> Path:
@@ -30,13 +55,9 @@ def plot_alignment(report: dict[str, Any], dst: Path, *, overwrite: bool = False
     Raises:
         OutputError: dst exists (without overwrite) or cannot be written.
     """
-    import matplotlib
+    from snl_cli.video.safety import check_output_path
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from snl_cli.video.safety import check_output_path, commit_file, discard, temp_file_beside
-
+    plt = pyplot()
     check_output_path(report.get("input", ""), dst, overwrite)
     panels = 2 if report.get("sweep") else 1
     fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.2), squeeze=False)
@@ -50,19 +71,7 @@ def plot_alignment(report: dict[str, Any], dst: Path, *, overwrite: bool = False
         f"(σ={params['sigma']:g}, ps={params['ps']}, top-1)"
     )
     fig.tight_layout()
-    tmp = temp_file_beside(dst)
-    try:
-        fig.savefig(tmp, format="png", dpi=90)
-        commit_file(tmp, dst, overwrite)
-    except OSError as exc:
-        discard(tmp)
-        raise OutputError(exc.strerror or "cannot write the plot", dst) from exc
-    except BaseException:
-        discard(tmp)
-        raise
-    finally:
-        plt.close(fig)
-    return dst
+    return save_figure(fig, dst, dpi=90, overwrite=overwrite)
 
 
 def _pairs_panel(ax: Any, report: dict[str, Any]) -> None:

@@ -27,11 +27,10 @@ from typing import Any
 import numpy as np
 
 from snl_cli.controls import Controls, apply_controls
-from snl_cli.denoisers import Denoiser, default_model, make_denoiser, resolve_device
+from snl_cli.denoisers import Denoiser, uses_sigma
 from snl_cli.errors import InputError, OutputError, UsageError
 from snl_cli.noise import noise_report
 from snl_cli.pipeline import (
-    SIGMA_MODELS,
     DenoiseOptions,
     Reporter,
     _ChunkRun,
@@ -43,6 +42,7 @@ from snl_cli.pipeline import (
     check_options,
 )
 from snl_cli.video import Frame, probe, read_frames
+from snl_cli.video.images import quantize
 
 GRAIN_MARGIN = 8  # px: the reach of --grain's Gaussian blur (13-tap kernel at σ 1.5)
 LABEL_HEIGHT = 34  # px of label above each panel (two lines of text)
@@ -115,16 +115,15 @@ def make_preview(
     index = _pick_frame(src, info, frame, at_time)
     x, y, w, h = _clip_crop(crop, info.width, info.height, src)
     if denoiser is None:
-        device = resolve_device(options.device)
-        denoiser = make_denoiser(options.model or default_model(), device=device,
-                                 weights=options.weights)  # fmt: skip
+        denoiser = options.make_denoiser()
     overlap = denoiser.context if options.overlap is None else options.overlap
     chunk = options.chunk
     window = chunk + 2 * overlap
     tile = options.tile or auto_tile(denoiser, window, info.height, info.width)
-    # σ as the full run picks it: from the first window (+1) of the clip.
-    head = list(_take(read_frames(src), window + 1))
-    sigma, _ = _pick_sigma(options.sigma, head, reporter)
+    # σ as the full run picks it: from the first window (+1) of the clip, when it is used.
+    blind = not uses_sigma(denoiser)
+    head = [] if blind else list(_take(read_frames(src), window + 1))
+    sigma, _ = _pick_sigma(options.sigma, head, reporter, not blind)
     del head
     first_k, last_k = window_range(index, chunk, overlap)
     start = max(0, first_k * chunk - overlap)
@@ -150,7 +149,6 @@ def make_preview(
     outputs = [apply_controls(noisy, filled, c)[y : y + h, x : x + w] for c in variants]
     report = noise_report([noisy], _report_matrix(info))
     name = denoiser.name
-    blind = name not in SIGMA_MODELS
     model_label = f"{name} (blind)" if blind else f"{name}, sigma {sigma:g}"
     noise_text = ", ".join(
         f"{k} {v:g}" for k, v in report["overall"].items() if v is not None
@@ -165,7 +163,7 @@ def make_preview(
         "frame": index,
         "crop": [x, y, w, h],
         "model": name,
-        "sigma": round(sigma, 2),
+        "sigma": None if blind and options.sigma is None else round(sigma, 2),
         "blind": blind,
         "noise": report,
         "panels": [
@@ -264,23 +262,16 @@ def _write_strip(
     boxes = []
     for i, panel in enumerate(panels):
         left = i * (w + GAP)
-        pixels = np.clip(np.rint(np.asarray(panel, np.float32) * np.float32(255)), 0, 255)
-        canvas[LABEL_HEIGHT:, left : left + w] = pixels.astype(np.uint8)
+        canvas[LABEL_HEIGHT:, left : left + w] = quantize(np.asarray(panel, np.float32))
         boxes.append([left, LABEL_HEIGHT, w, h])
     image = Image.fromarray(canvas)
     draw = ImageDraw.Draw(image)
     for (line1, line2), (left, *_) in zip(labels, boxes, strict=True):
         draw.text((left + 4, 3), _fit(line1, w), fill=(255, 255, 255))
         draw.text((left + 4, 18), _fit(line2, w), fill=(200, 200, 200))
-    from snl_cli.video.safety import commit_file, discard, temp_file_beside
+    from snl_cli.video.safety import write_atomically
 
-    tmp = temp_file_beside(dst)
-    try:
-        image.save(tmp, format="PNG")
-        commit_file(tmp, dst, overwrite)
-    except BaseException:
-        discard(tmp)
-        raise
+    write_atomically(dst, lambda tmp: image.save(tmp, format="PNG"), overwrite)
     return boxes
 
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import functools
 import math
 import random
-import shlex
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,8 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from snl_cli.clips import expand_clips, read_image, read_uint8
 from snl_cli.denoisers import resolve_device
 from snl_cli.errors import InputError, UsageError
+from snl_cli.metrics import psnr_tensor
 from snl_cli.model.stan import STAN, STANConfig
 from snl_cli.model.weights import save_stan
 from snl_cli.pairs import load_pairs
@@ -79,13 +79,7 @@ class TrainOptions:
 
 def load_clip(path: Path, max_frames: int | None = None) -> np.ndarray:
     """Decode a video file or frame folder into uint8 (T, H, W, 3)."""
-    from snl_cli.video import read_frames
-
-    frames = []
-    for frame in read_frames(path):
-        frames.append(np.clip(np.rint(frame.rgb * 255), 0, 255).astype(np.uint8))
-        if max_frames and len(frames) >= max_frames:
-            break
+    frames = read_uint8(path, stop=max_frames or None)
     if not frames:
         raise InputError("no frames", path)
     return np.stack(frames)
@@ -93,30 +87,10 @@ def load_clip(path: Path, max_frames: int | None = None) -> np.ndarray:
 
 def load_stills(folder: Path) -> list[np.ndarray]:
     """Every image in a folder, each uint8 (H, W, 3)."""
-    from snl_cli.video import read_frames
-
-    images = []
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            frame = next(iter(read_frames(path)))
-            images.append(np.clip(np.rint(frame.rgb * 255), 0, 255).astype(np.uint8))
-    if not images:
+    paths = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not paths:
         raise InputError("no images", folder)
-    return images
-
-
-def discover_clips(paths: list[str]) -> list[Path]:
-    """Each path is a clip (video file or frame folder) or a folder of clips."""
-    clips: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise InputError("no such file or folder", path)
-        if path.is_file() or any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
-            clips.append(path)
-        else:
-            clips.extend(sorted(p for p in path.iterdir() if p.is_dir() or p.is_file()))
-    return clips
+    return [read_image(path) for path in paths]
 
 
 class ClipSampler:
@@ -215,13 +189,6 @@ def charbonnier(out: Tensor, clean: Tensor) -> Tensor:
     return torch.sqrt(F.mse_loss(out, clean) + 1e-6)
 
 
-def psnr(a: Tensor, b: Tensor) -> float:
-    """PSNR in dB of a (clamped to [0, 1]) against b, in float64."""
-    from snl_cli.metrics import psnr as psnr_np
-
-    return psnr_np(a.clamp(0, 1).double().cpu().numpy(), b.double().cpu().numpy(), peak=1.0)
-
-
 # ----------------------------------------------------------------------------- training
 
 
@@ -266,7 +233,7 @@ def train_step(
 def validation_set(paths: list[str], frames: int, crop: int) -> list[Tensor]:
     """Centre crops of the first `frames` frames of each validation clip, (T, 3, h, w)."""
     out = []
-    for path in discover_clips(paths):
+    for path in expand_clips(paths):
         clip = load_clip(path, max_frames=frames)
         _, H, W, _ = clip.shape
         h, w = min(crop, H), min(crop, W)
@@ -297,7 +264,8 @@ def evaluate(
         for clean in clips:
             clean = clean.to(device)
             noisy = gaussian(clean[None], torch.tensor([float(sigma)]), gen)
-            scores.append(psnr(run_model(model, noisy, flow_fn, bf16, backend), clean[None]))
+            out = run_model(model, noisy, flow_fn, bf16, backend)
+            scores.append(psnr_tensor(out.clamp(0, 1), clean[None]))
         result[sigma] = float(np.mean(scores))
     model.train(was_training)
     return result
@@ -339,7 +307,7 @@ def evaluate_pairs(
     scores = []
     for noisy, clean in pairs:
         out = run_model(model, noisy[None].to(device), flow_fn, bf16, backend)
-        scores.append(psnr(out, clean[None].to(device)))
+        scores.append(psnr_tensor(out.clamp(0, 1), clean[None].to(device)))
     model.train(was_training)
     return float(np.mean(scores))
 
@@ -477,8 +445,11 @@ def train(
     *,
     flow_fn: FlowFn | str | None = "default",
     progress: Callable[[TrainState, dict], None] | None = None,
+    command: str = "",
 ) -> dict:
-    """Train (or resume) and write the weights + manifest; returns the manifest."""
+    """Train (or resume) and write the weights + manifest; returns the manifest.
+
+    `command` is the command line to record in the manifest (the CLI passes its own)."""
     rng = random.Random(opts.seed)
     torch.manual_seed(opts.seed)
     ckpt_path = opts.checkpoint_path()
@@ -517,7 +488,7 @@ def train(
         keep = ("sha256", "command", "steps", "minutes", "val_psnr")
         state.init = {"path": opts.init, **{k: init[k] for k in keep if k in init}}
 
-    clips = [load_clip(p) for p in discover_clips(opts.data)] if opts.data else []
+    clips = [load_clip(p) for p in expand_clips(opts.data)] if opts.data else []
     stills = [img for folder in opts.stills for img in load_stills(Path(folder))]
     pairs = [pair for folder in opts.pairs for pair in load_pairs(Path(folder))]
     sampler = ClipSampler(clips, stills, opts.frames, opts.crop, rng, pairs)
@@ -540,9 +511,9 @@ def train(
         real[folder] = round(evaluate_pairs(model, full, flow_fn, opts.bf16, opts.backend), 3)
     manifest = {
         "model": "STAN",
-        "command": "snl train " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else "",
+        "command": command,
         "training_data": {
-            "clips": [str(p) for p in discover_clips(opts.data)] if opts.data else [],
+            "clips": [str(p) for p in expand_clips(opts.data)] if opts.data else [],
             "stills": opts.stills,
             "pairs": opts.pairs,
         },

@@ -11,10 +11,10 @@ from snl_cli.align import (
     align_clip,
     check_range,
     parse_frames,
-    psnr,
     rebuild_pair,
 )
 from snl_cli.errors import InputError, UsageError
+from snl_cli.metrics import psnr_tensor
 
 BACKEND = "torch"  # the reference: every backend agrees with it, and these frames are tiny
 
@@ -63,13 +63,13 @@ def test_search_recovers_the_exact_shift(ws: int, offsets: str | None) -> None:
     assert (interior(match[..., 0]) == 0).all()
     assert (interior(match[..., 1] - ys) == -SHIFT[0]).all()
     assert (interior(match[..., 2] - xs) == -SHIFT[1]).all()
-    assert psnr(interior(rebuilt), interior(clip[0, 1])) > 60
+    assert psnr_tensor(interior(rebuilt), interior(clip[0, 1])) > 60
 
 
 def test_nls_with_a_small_window_cannot_reach_the_motion() -> None:
     clip = moving_clip(frames=2)[None]
     rebuilt, _ = rebuild_pair(clip, clip, None, ws=3, ps=3, backend=BACKEND)
-    assert psnr(interior(rebuilt), interior(clip[0, 1])) < 35
+    assert psnr_tensor(interior(rebuilt), interior(clip[0, 1])) < 35
 
 
 def test_report_ranks_the_methods_and_has_the_documented_shape() -> None:

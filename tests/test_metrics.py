@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
-from snl_cli.metrics import psnr, ssim
+from snl_cli.metrics import psnr, psnr_tensor, ssim
 
 
 def test_psnr_known_value() -> None:
@@ -20,6 +21,15 @@ def test_psnr_pools_the_mse_over_frames() -> None:
     a = [np.zeros((2, 2, 1)), np.zeros((2, 2, 1))]
     b = [np.zeros((2, 2, 1)), np.full((2, 2, 1), 2.0)]
     assert psnr(a, b) == pytest.approx(10 * math.log10(255**2 / 2))
+
+
+def test_psnr_tensor_known_value() -> None:
+    # (2, 3, 4, 4) in [0, 1]: half the values off by 0.1, so MSE = 0.005 on a peak of 1.
+    a = torch.zeros(2, 3, 4, 4)
+    b = a.clone()
+    b[0] = 0.1
+    assert psnr_tensor(a, b) == pytest.approx(10 * math.log10(1 / 0.005))
+    assert psnr_tensor(a * 255, b * 255, peak=255.0) == pytest.approx(10 * math.log10(200))
 
 
 def test_ssim_identity_and_degradation() -> None:

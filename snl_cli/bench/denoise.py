@@ -14,19 +14,18 @@ import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
+from snl_cli.clips import read_uint8, write_lossless
+from snl_cli.denoisers import MODELS
 from snl_cli.errors import InputError, UsageError
 from snl_cli.metrics import psnr, ssim
 from snl_cli.peers import PEERS, tune
 from snl_cli.synthetic import BENCH_KINDS, noisy_frames
 
-SNL_METHODS = ("stan", "nlm")
 DEFAULT_METHODS = ("stan", "nlm", "bm3d", "nlmeans", "fftdnoiz", "dctdnoiz")
 
 
@@ -48,75 +47,28 @@ class DenoiseBench:
             raise UsageError(
                 f"--noise: expected one of {', '.join(BENCH_KINDS)}, got {self.noise!r}"
             )
-        unknown = [m for m in self.methods if _snl_method(m) is None and m not in PEERS]
+        unknown = [m for m in self.methods if snl_method(m) is None and m not in PEERS]
         if unknown:
-            known = ", ".join([*SNL_METHODS, *PEERS])
+            known = ", ".join([*MODELS, *PEERS])
             raise UsageError(
                 f"--methods: unknown {', '.join(unknown)}; choose from {known}, "
                 "or stan:WEIGHTS for STAN with other weights"
             )
         for method in self.methods:
-            weights = (_snl_method(method) or ("", None))[1]
+            weights = (snl_method(method) or ("", None))[1]
             if weights is not None and not Path(weights).is_file():
                 raise InputError("no such weights file", weights)
         if self.frames < 2:
             raise UsageError(f"--frames: expected at least 2, got {self.frames}")
 
 
-def _snl_method(method: str) -> tuple[str, str | None] | None:
+def snl_method(method: str) -> tuple[str, str | None] | None:
     """(model, weights) of an snl method: "stan", "nlm", or "stan:PATH" (STAN with the weights
     at PATH, so that two sets of weights can be measured side by side); None for other names."""
-    if method in SNL_METHODS:
+    if method in MODELS:
         return method, None
     name, sep, path = method.partition(":")
     return (name, path) if name == "stan" and sep and path else None
-
-
-def expand_clips(paths: list[Path]) -> list[Path]:
-    """A clip is a video file or a frame folder; a folder of clips expands to its clips."""
-    from snl_cli.video.plan import is_frame_folder
-
-    clips: list[Path] = []
-    for path in paths:
-        if not path.exists():
-            raise InputError("no such file or folder", path)
-        if path.is_dir() and not is_frame_folder(path):
-            inner = sorted(p for p in path.iterdir() if p.is_dir() or p.is_file())
-            clips.extend(p for p in inner if p.is_file() or is_frame_folder(p))
-        else:
-            clips.append(path)
-    if not clips:
-        raise InputError("no clips found", paths[0] if paths else ".")
-    return clips
-
-
-def load_clean(path: Path, frames: int) -> list[np.ndarray]:
-    """The first `frames` frames as uint8 RGB (H, W, 3)."""
-    from snl_cli.video import read_frames
-
-    out = [
-        np.clip(np.rint(f.rgb * 255), 0, 255).astype(np.uint8)
-        for f in read_frames(path, stop=frames)
-    ]
-    if len(out) < 2:
-        raise InputError(f"needs at least 2 frames, has {len(out)}", path)
-    return out
-
-
-def write_lossless(frames: list[np.ndarray], path: Path, fps: int = 25) -> None:
-    """Write uint8 RGB frames losslessly (FFV1, bgr0) so decoding gives them back exactly."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("ffv1", rate=fps)
-        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-        stream.pix_fmt = "bgr0"
-        stream.codec_context.time_base = Fraction(1, fps)
-        for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="bgr0")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 def _run_snl(
@@ -131,7 +83,7 @@ def _run_snl(
         weights=weights,
     )
     summary = denoise_file(noisy_path, out_path, options)
-    frames = load_clean(out_path, 10**9)
+    frames = read_uint8(out_path)
     return frames, float(summary["fps"]), summary
 
 
@@ -141,7 +93,7 @@ def run_denoise_bench(bench: DenoiseBench, step: Callable[[str], None] | None = 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="snl-bench-") as tmp:
         for clip in bench.clips:
-            clean = load_clean(clip, bench.frames)
+            clean = read_uint8(clip, bench.frames, min_frames=2)
             for sigma in bench.sigmas:
                 seed = bench.seed + zlib.crc32(f"{clip.name}:{sigma}".encode())
                 noisy = noisy_frames(clean, bench.noise, sigma, seed)
@@ -187,7 +139,7 @@ def _measure(
     sigma: float,
     bench: DenoiseBench,
 ) -> dict[str, Any]:
-    snl = _snl_method(method)
+    snl = snl_method(method)
     if snl is not None:
         model, weights = snl
         out_path = noisy_path.with_name(f"{noisy_path.stem}-{zlib.crc32(method.encode()):08x}.mkv")
@@ -198,7 +150,7 @@ def _measure(
         if model == "stan":
             settings = f"blind, {Path(weights).name}" if weights else "blind"
         return {
-            "method": method if method in SNL_METHODS else f"stan:{Path(weights).stem}",
+            "method": method if method in MODELS else f"stan:{Path(weights).stem}",
             "psnr": psnr(frames, clean),
             "ssim": ssim(frames, clean),
             "fps": fps,
@@ -237,11 +189,9 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def plot_summary(summary: list[dict[str, Any]], path: Path) -> None:
     """Grouped bars: PSNR per method, one group per sigma."""
-    import matplotlib
+    from snl_cli.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     sigmas = sorted({r["sigma"] for r in summary})
     methods = list(dict.fromkeys(r["method"] for r in summary))
     width = 0.8 / len(methods)
@@ -261,5 +211,4 @@ def plot_summary(summary: list[dict[str, Any]], path: Path) -> None:
     ax.legend(ncols=min(len(methods), 4), fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)

@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from snl_cli.bench.denoise import SNL_METHODS, _snl_method
+from snl_cli.bench.denoise import snl_method
+from snl_cli.clips import read_image
+from snl_cli.denoisers import MODELS
 from snl_cli.errors import UsageError
 from snl_cli.metrics import psnr, ssim
-from snl_cli.pairs import pair_names, read_image
+from snl_cli.pairs import pair_names
 from snl_cli.peers import PEERS, tune
 
 DEFAULT_PAIR_METHODS = ("stan", "bm3d", "nlmeans", "opencv-nlm")
@@ -35,9 +37,9 @@ class PairsBench:
     limit: int | None = None  # at most this many pairs per folder (the first, sorted)
 
     def check(self) -> None:
-        unknown = [m for m in self.methods if _snl_method(m) is None and m not in PEERS]
+        unknown = [m for m in self.methods if snl_method(m) is None and m not in PEERS]
         if unknown:
-            known = ", ".join([*SNL_METHODS, *PEERS])
+            known = ", ".join([*MODELS, *PEERS])
             raise UsageError(f"--methods: unknown {', '.join(unknown)}; choose from {known}")
         for folder in self.folders:
             pair_names(folder)  # raises a one-line InputError for a bad folder
@@ -49,7 +51,7 @@ def _denoise_image(method: str, noisy: np.ndarray, tmp: Path) -> tuple[np.ndarra
 
     from snl_cli.pipeline import DenoiseOptions, denoise_file
 
-    model, weights = _snl_method(method) or (method, None)
+    model, weights = snl_method(method) or (method, None)
     src, dst = tmp / "in", tmp / "out"
     for folder in (src, dst):
         folder.mkdir(exist_ok=True)
@@ -86,7 +88,7 @@ def run_pairs_bench(bench: PairsBench, step: Callable[[str], None] | None = None
                 for method in bench.methods:
                     if step is not None:
                         step(f"{folder.name}/{name} {method}")
-                    if _snl_method(method) is not None:
+                    if snl_method(method) is not None:
                         out, _ = _denoise_image(method, noisy, Path(tmp))
                         settings = "blind"
                     else:

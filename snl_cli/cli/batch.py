@@ -23,7 +23,7 @@ from rich.table import Table
 from typer.core import TyperCommand
 
 from snl_cli.cli.common import cli_errors, emit
-from snl_cli.cli.denoise import (
+from snl_cli.cli.options import (
     ChromaOpt,
     ChunkOpt,
     CodecOpt,
@@ -37,7 +37,6 @@ from snl_cli.cli.denoise import (
     OverlapOpt,
     OverwriteOpt,
     PresetOpt,
-    ProgressReporter,
     SigmaOpt,
     StrengthOpt,
     StrictOpt,
@@ -45,7 +44,8 @@ from snl_cli.cli.denoise import (
     WeightsOpt,
     denoise_options,
 )
-from snl_cli.console import err_console, out_console
+from snl_cli.cli.report import ProgressReporter
+from snl_cli.console import err_console, error, out_console
 from snl_cli.defaults import DEFAULT_CHUNK
 from snl_cli.errors import EXIT_FAILURE
 
@@ -215,7 +215,7 @@ class _Events:
 
     def done(self, result: dict[str, Any]) -> None:
         if result["status"] == "failed":
-            err_console.print(f"snl: error: {result['error']}", markup=False, soft_wrap=True)
+            error(result["error"])
         elif result["status"] == "skipped":
             err_console.print(f"skipped {result['input']}: {result['reason']}", markup=False)
 
@@ -262,7 +262,7 @@ class _ClusterEvents:
 
     def done(self, result: dict[str, Any]) -> None:
         if result["status"] == "failed":
-            err_console.print(f"snl: error: {result['error']}", markup=False, soft_wrap=True)
+            error(result["error"])
         elif result["status"] == "skipped":
             err_console.print(f"skipped {result['input']}: {result['reason']}", markup=False)
         for message in result.get("warnings", []):
@@ -325,7 +325,7 @@ class _ClusterEvents:
 
     def done(self, result: dict[str, Any]) -> None:
         if result["status"] == "failed":
-            err_console.print(f"snl: error: {result['error']}", markup=False, soft_wrap=True)
+            error(result["error"])
         elif result["status"] == "skipped":
             err_console.print(f"skipped {result['input']}: {result['reason']}", markup=False)
         for message in result.get("warnings", []):

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from snl_cli.cli.common import cli_errors, emit
+from snl_cli.cli.options import Device, DeviceOpt
 from snl_cli.console import err_console, out_console
 
 app = typer.Typer(help="Measure speed and memory.", no_args_is_help=True, rich_markup_mode="rich")
@@ -31,7 +32,7 @@ def _split(values: list[str] | None) -> list[str] | None:
 @app.command("search")
 def search(
     as_json: Annotated[bool, typer.Option("--json", help="JSON report on stdout.")] = False,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: DeviceOpt = Device.cpu,
     backends: Annotated[
         list[str] | None,
         typer.Option(
@@ -56,8 +57,6 @@ def search(
     """
     from snl_cli.bench.search import DEFAULT_SIZES, SIZES, run_search_bench
 
-    if device not in ("cpu", "cuda"):
-        raise typer.BadParameter(f"expected cpu or cuda, got {device!r}", param_hint="--device")
     chosen = _split(sizes) or list(DEFAULT_SIZES)
     unknown = [s for s in chosen if s not in SIZES]
     if unknown:
@@ -66,15 +65,11 @@ def search(
         )
     names = _split(backends)
     with cli_errors():
-        if device == "cuda":
-            import torch
+        from snl_cli.denoisers import resolve_device
 
-            if not torch.cuda.is_available():
-                from snl_cli.errors import BackendUnavailable
-
-                raise BackendUnavailable("--device cuda: no CUDA device is available")
+        where = resolve_device(device.value).type  # "auto": CUDA when available
         with _progress(len(chosen) * len(names or [0, 0]), enabled=not as_json) as step:
-            report = run_search_bench(names, chosen, device, repeat, progress=step)
+            report = run_search_bench(names, chosen, where, repeat, progress=step)
     emit(report, as_json, _render)
 
 
@@ -200,11 +195,11 @@ def denoise(
     from snl_cli.bench.denoise import (
         DEFAULT_METHODS,
         DenoiseBench,
-        expand_clips,
         plot_summary,
         run_denoise_bench,
         summarise,
     )
+    from snl_cli.clips import expand_clips
     from snl_cli.denoisers import default_model
 
     with cli_errors():

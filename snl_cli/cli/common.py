@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
 
-from snl_cli.console import err_console, print_json
+from snl_cli.console import error, print_json
 from snl_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED, SnlError, Terminated
 
 DEBUG_ENV = "SNL_DEBUG"
@@ -22,7 +21,7 @@ def debug_enabled() -> bool:
 
 def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
     """Print `snl: error: message` on stderr and return the Exit to raise."""
-    err_console.print(f"snl: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    error(message)
     return typer.Exit(code)
 
 
@@ -69,10 +68,6 @@ def emit(result: dict, as_json: bool, render) -> None:
         print_json(result)
     else:
         render(result)
-
-
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()
 
 
 # Options that take several values after one flag (`--sigma 20 30 40`), per command path.

@@ -26,7 +26,7 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="JSON summary on stdout.")] = False,
 ) -> None:
     """Add noise to a clean clip, denoise it, and write noisy/denoised videos + a comparison."""
-    from snl_cli.cli.denoise import ProgressReporter
+    from snl_cli.cli.report import ProgressReporter
     from snl_cli.console import out_console
     from snl_cli.demo import run_demo
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from snl_cli.cli.common import cli_errors, emit
-from snl_cli.cli.denoise import (
+from snl_cli.cli.options import (
     ChromaOpt,
     ChunkOpt,
     Device,
@@ -19,13 +19,13 @@ from snl_cli.cli.denoise import (
     ModelOpt,
     OverlapOpt,
     OverwriteOpt,
-    ProgressReporter,
     SigmaOpt,
     StrengthOpt,
     TileOpt,
     WeightsOpt,
     denoise_options,
 )
+from snl_cli.cli.report import ProgressReporter
 from snl_cli.console import out_console
 from snl_cli.defaults import DEFAULT_CHUNK
 

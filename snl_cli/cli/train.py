@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from snl_cli.cli.common import cli_errors, emit
+from snl_cli.cli.options import Device, DeviceOpt
 
 
 def train(
@@ -83,9 +84,7 @@ def train(
     backend: Annotated[
         str, typer.Option(help="Search backend: auto, cpu, emulate, cuda, torch.")
     ] = "auto",
-    device: Annotated[
-        str, typer.Option(help="Where to train: cpu, cuda or auto (CUDA when available).")
-    ] = "auto",
+    device: DeviceOpt = Device.auto,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Train STAN (blind) on synthetic and real noise and write weights + manifest."""
@@ -120,7 +119,7 @@ def train(
             init=str(init) if init else None,
             bf16=bf16,
             backend=backend,
-            device=device,
+            device=device.value,
             architecture={
                 "channels": widths,
                 "heads": heads,
@@ -156,7 +155,7 @@ def train(
                 bar.advance(max(spent - done[0], 0))
                 done[0] = max(spent, done[0])
 
-            manifest = run_training(opts, progress=report)
+            manifest = run_training(opts, progress=report, command=_command_line())
         emit(
             manifest,
             as_json,
@@ -164,3 +163,12 @@ def train(
                 f"wrote {out} ({m['steps']} steps, {m['minutes']} min); val PSNR {m['val_psnr']}"
             ),
         )
+
+
+def _command_line() -> str:
+    """`snl train ...` as typed, for the manifest ("" when not run from a shell, e.g. tests)."""
+    import shlex
+    import sys
+
+    argv = sys.argv[1:]
+    return "snl " + shlex.join(argv) if argv[:1] == ["train"] else ""

@@ -16,6 +16,7 @@ import numpy as np
 from av.video.reformatter import Interpolation
 
 from snl_cli.video import yuv
+from snl_cli.video.images import quantize
 
 # FFmpeg's names (av_color_*_name) for the tags; 0/2 mean "unspecified" and map to None.
 RANGE_NAMES = {1: "tv", 2: "pc"}
@@ -126,10 +127,10 @@ def from_rgb(rgb: np.ndarray, pix_fmt: str, tags: ColourTags, deep: bool) -> av.
     rgb = np.asarray(rgb, dtype=np.float32)
     if deep or _is_yuv(pix_fmt):
         white = white_level(pix_fmt, _sws_range(tags, pix_fmt), sws_matrix(tags))
-        pixels = np.clip(np.rint(rgb * np.float32(white)), 0, 65535).astype(np.uint16)
+        pixels = quantize(rgb, white, np.uint16)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb48le")
     else:
-        pixels = np.clip(np.rint(rgb * np.float32(255)), 0, 255).astype(np.uint8)
+        pixels = quantize(rgb)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
     if _is_yuv(pix_fmt):
         out = frame.reformat(

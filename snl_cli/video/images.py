@@ -66,6 +66,13 @@ def decode_image(path: Path) -> tuple[av.VideoFrame, str]:
     raise InputError("cannot decode image: no picture in file", path)
 
 
+def quantize(rgb: np.ndarray, white: float = 255, dtype: type = np.uint8) -> np.ndarray:
+    """Float RGB in [0, 1] -> integer code values: rint(rgb * white), clipped to `dtype`'s
+    range (uint8 by default: 0..255). The one conversion of frames to integers."""
+    top = np.iinfo(dtype).max
+    return np.clip(np.rint(rgb * np.float32(white)), 0, top).astype(dtype)
+
+
 def write_png(path: Path, rgb: np.ndarray, deep: bool) -> None:
     """Write float RGB (H, W, 3) in [0, 1] as an 8-bit or (deep) 16-bit PNG.
 
@@ -73,7 +80,7 @@ def write_png(path: Path, rgb: np.ndarray, deep: bool) -> None:
         OutputError: the file cannot be written.
     """
     scale, dtype, fmt = (65535, np.uint16, "rgb48le") if deep else (255, np.uint8, "rgb24")
-    pixels = np.clip(np.rint(np.asarray(rgb, np.float32) * scale), 0, scale).astype(dtype)
+    pixels = quantize(np.asarray(rgb, np.float32), scale, dtype)
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=fmt)
     context = av.CodecContext.create("png", "w")
     context.width, context.height = frame.width, frame.height

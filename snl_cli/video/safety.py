@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from snl_cli.errors import OutputError
@@ -76,6 +77,25 @@ def temp_file_beside(dst: Path) -> Path:
     os.close(handle)
     _normal_permissions(Path(name), 0o666)
     return Path(name)
+
+
+def write_atomically(dst: Path, write: Callable[[Path], object], overwrite: bool) -> None:
+    """Call `write(tmp)` on a temporary file beside `dst` (same extension), then rename it
+    onto `dst`; the temporary file is removed on any failure.
+
+    Raises:
+        OutputError: `dst` cannot be written (or appeared meanwhile, without overwrite).
+    """
+    tmp = temp_file_beside(dst)
+    try:
+        write(tmp)
+        commit_file(tmp, dst, overwrite)
+    except OSError as exc:
+        discard(tmp)
+        raise OutputError(exc.strerror or "cannot write", dst) from exc
+    except BaseException:
+        discard(tmp)
+        raise
 
 
 def temp_dir_beside(dst: Path) -> Path:
