@@ -3,7 +3,7 @@ VENV ?= .venv
 PY ?= $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
 DATA ?= ../shared/data
 
-.PHONY: install test lint format bench demo clean
+.PHONY: install test lint format bench bench-laptop demo clean
 
 install:
 	python3 -m venv $(VENV)
@@ -31,6 +31,16 @@ bench:
 	    --methods stan stan:weights/unet5-calibration.safetensors \
 	    stan:weights/unet5-baseline.safetensors nlm bm3d nlmeans fftdnoiz dctdnoiz; \
 	else echo "no $(DATA): skipping bench denoise on DAVIS"; fi
+	$(MAKE) bench-laptop
+
+# Speed ratio (stan fps / bm3d fps) and peak memory at 540p and 1080p on generated clips,
+# longer than one chunk window (32 + 2x4 frames) so that the memory is a long clip's.
+LAPTOP_FRAMES ?= 44
+bench-laptop:
+	$(PY) -c "from pathlib import Path; from snl_cli.bench.denoise import pattern_clip as p; \
+	  [p(Path(f'build/bench/pattern-{h}p.mkv'), w, h, $(LAPTOP_FRAMES)) for w, h in ((960, 540), (1920, 1080))]"
+	$(PY) -m snl_cli bench denoise build/bench/pattern-540p.mkv build/bench/pattern-1080p.mkv \
+	  --sigma 20 --frames $(LAPTOP_FRAMES) --methods stan bm3d
 
 demo: $(VENV)/bin/snl
 	$(VENV)/bin/snl demo demo/dog.mp4 --out demo-out

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from snl_cli.controls import Controls, apply_controls, check_controls, matrix_of
-from snl_cli.defaults import DEFAULT_CHUNK
+from snl_cli.defaults import DEFAULT_CHUNK, WORK_BUDGET
 from snl_cli.denoisers import Denoiser, make_denoiser, uses_sigma
 from snl_cli.errors import InputError, UsageError
 from snl_cli.heap import steady_heap
@@ -41,6 +41,14 @@ from snl_cli.video.plan import check_frame_size, plan_output
 
 MIN_TILE = 64
 MEMORY_SHARE = 0.5  # of the memory available when the run starts, for auto tiles
+# Resident memory of a CPU run besides the denoiser's working set, measured with
+# `/usr/bin/time -v snl denoise` and psutil (see README, Limitations): ~330-360 MB before the
+# first window (Python, torch, PyAV, OpenCV, numba, the model), and per pixel of each frame
+# of a window 35 B at 960x540 (41.5 tiled): the frames held (float32 RGB), the window's copy
+# for the denoiser, its output and the blend sums.
+RESIDENT_BASE = 400 << 20
+PIPELINE_BYTES_PER_PIXEL = 40
+Tile = int | tuple[int, int]  # a square tile's side, or (height, width), halo included
 
 
 @dataclass(frozen=True)
@@ -243,7 +251,7 @@ def denoise_file(
             "sigma_estimate": None if estimate is None else round(estimate, 2),
             "chunk": options.chunk,
             "overlap": overlap,
-            "tile": tile if tile < max(info.height, info.width) else None,
+            "tile": tile_summary(tile, info.height, info.width),
             "blind": not needed,
             "noise": noise["overall"],
             "controls": controls.to_json(),
@@ -426,7 +434,7 @@ class _ChunkRun:
         sigma: float,
         chunk: int,
         overlap: int,
-        tile: int,
+        tile: Tile,
         controls: Controls | None = None,
         *,
         first_window: int = 0,
@@ -466,8 +474,12 @@ class _ChunkRun:
             k += 1
 
     def _add_window(self, pieces: list[Frame], shared_start: bool, shared_end: bool) -> None:
-        clip = torch.from_numpy(np.stack([f.rgb for f in pieces])).permute(0, 3, 1, 2).contiguous()
+        height, width = pieces[0].rgb.shape[:2]
+        clip = torch.empty(len(pieces), 3, height, width)  # filled in place: one copy, not two
+        for i, frame in enumerate(pieces):
+            clip[i].copy_(torch.from_numpy(frame.rgb).permute(2, 0, 1))
         out = denoise_tiled(self.denoiser, clip, self.sigma, self.tile, self.region)
+        del clip  # the stream still holds the frames; the window's copy can go before the sums
         out = out.permute(0, 2, 3, 1).numpy()
         weights = ramp_weights(len(pieces), self.overlap, shared_start, shared_end)
         for frame, rgb, weight in zip(pieces, out, weights, strict=True):
@@ -520,14 +532,29 @@ def _axis_ramp(size: int, start: int, length: int, total: int, fade: int) -> Ten
     return weight
 
 
+def tile_shape(tile: Tile) -> tuple[int, int]:
+    """(height, width) of a tile given as a square side or as (height, width)."""
+    return (tile, tile) if isinstance(tile, int) else (int(tile[0]), int(tile[1]))
+
+
+def tile_summary(tile: Tile, height: int, width: int) -> int | str | None:
+    """What a summary says about tiles: None when one tile holds the frame, the side of a
+    square tile, or "HxW"."""
+    th, tw = tile_shape(tile)
+    if th >= height and tw >= width:
+        return None
+    return th if th == tw else f"{th}x{tw}"
+
+
 def denoise_tiled(
     denoiser: Denoiser,
     clip: Tensor,
     sigma: float,
-    tile: int,
+    tile: Tile,
     region: tuple[int, int, int, int] | None = None,
 ) -> Tensor:
-    """Run `denoiser` on (T, 3, H, W) in overlapping tiles of at most `tile` pixels a side.
+    """Run `denoiser` on (T, 3, H, W) in overlapping tiles of at most `tile` pixels a side
+    (an int: square; or (height, width)), halo included.
 
     Each tile is read with the denoiser's halo of extra context on each inner side and
     blended linearly over the overlap of neighbouring tiles. With `region` (y0, y1, x0, x1)
@@ -539,16 +566,17 @@ def denoise_tiled(
     """
     T, C, H, W = clip.shape
     device = denoiser.device
-    if tile >= H and tile >= W:
+    tile_h, tile_w = tile_shape(tile)
+    if tile_h >= H and tile_w >= W:
         return denoiser(clip.to(device), sigma).float().cpu()
     halo = denoiser.halo
     fade = max(1, halo)
-    core = max(MIN_TILE, tile - 2 * halo)
+    core_h, core_w = max(MIN_TILE, tile_h - 2 * halo), max(MIN_TILE, tile_w - 2 * halo)
     out = torch.zeros(T, C, H, W)
     total = torch.zeros(1, 1, H, W)
-    for y in tile_starts(H, core, fade):
-        for x in tile_starts(W, core, fade):
-            h, w = min(core, H), min(core, W)
+    for y in tile_starts(H, core_h, fade):
+        for x in tile_starts(W, core_w, fade):
+            h, w = min(core_h, H), min(core_w, W)
             if region is not None and not _touches(region, y, y + h, x, x + w):
                 continue
             y0, y1 = max(0, y - halo), min(H, y + h + halo)
@@ -560,7 +588,7 @@ def denoise_tiled(
             total[:, :, y : y + h, x : x + w] += weight
     if region is not None:
         return torch.where(total > 0, out / total.clamp_min(1e-30), 0.0)
-    return out / total
+    return out.div_(total)  # in place: a second frame-sized copy of the window would not fit
 
 
 def _touches(region: tuple[int, int, int, int], y0: int, y1: int, x0: int, x1: int) -> bool:
@@ -585,14 +613,58 @@ def available_memory(device: torch.device) -> int:
         return 4 << 30
 
 
-def auto_tile(denoiser: Denoiser, frames: int, height: int, width: int) -> int:
-    """Largest tile side whose working memory fits in MEMORY_SHARE of what is free.
+def work_budget(denoiser: Denoiser, frames: int, height: int, width: int) -> int:
+    """Bytes the denoiser's working set may take with windows of `frames` frames: WORK_BUDGET
+    (see `snl_cli.defaults`), less when MEMORY_SHARE of the memory available now cannot hold
+    it besides the process and the window's frame-sized buffers (never under 1/8 of it); on
+    CUDA, MEMORY_SHARE of the free GPU memory."""
+    share = int(MEMORY_SHARE * available_memory(denoiser.device))
+    if denoiser.device.type == "cuda":
+        return share
+    left = share - estimate_peak(denoiser, frames, height, width, 0)
+    return max(min(WORK_BUDGET, left), WORK_BUDGET // 8)
 
-    Returns max(height, width) (no tiling) when a whole frame fits.
+
+def estimate_peak(denoiser: Denoiser, frames: int, height: int, width: int, piece: int) -> int:
+    """Predicted peak resident bytes of a CPU run with windows of `frames` frames whose largest
+    tile holds `piece` pixels: the process, the window's frame-sized buffers and the
+    denoiser's working set."""
+    work = frames * piece * denoiser.bytes_per_pixel
+    return RESIDENT_BASE + frames * height * width * PIPELINE_BYTES_PER_PIXEL + work
+
+
+def _axis_tiles(size: int, tile: int, halo: int) -> tuple[int, int]:
+    """(pixels computed along the axis, longest piece) for tiles of `tile` (halo included),
+    as `denoise_tiled` cuts them when the frame is tiled."""
+    core = max(MIN_TILE, tile - 2 * halo)
+    lengths = [min(size, s + min(core, size) + halo) - max(0, s - halo)
+               for s in tile_starts(size, core, max(1, halo))]  # fmt: skip
+    return sum(lengths), max(lengths)
+
+
+def auto_tile(denoiser: Denoiser, frames: int, height: int, width: int) -> Tile:
+    """The tile (height, width) whose working set fits `work_budget` with the fewest pixels
+    computed (halos and overlaps are computed twice); strips are allowed.
+
+    Returns max(height, width) (no tiling) when a whole frame fits, and the smallest tile
+    when nothing fits.
     """
-    budget = MEMORY_SHARE * available_memory(denoiser.device)
-    pixels = budget / max(1, denoiser.bytes_per_pixel * frames)
-    side = int(math.sqrt(max(pixels, 0.0)))
-    if side >= max(height, width) + 2 * denoiser.halo or pixels >= height * width:
+    budget = work_budget(denoiser, frames, height, width) // max(1, denoiser.bytes_per_pixel)
+    if frames * height * width <= budget:
         return max(height, width)
-    return max(MIN_TILE + 2 * denoiser.halo, side // 16 * 16)
+    halo = denoiser.halo
+    smallest = MIN_TILE + 2 * halo
+
+    def lengths(size: int) -> dict[int, tuple[int, int]]:
+        sides = {*range(smallest, size + 2 * halo, 16), size + 2 * halo}
+        return {side: _axis_tiles(size, side, halo) for side in sorted(sides)}
+
+    best: tuple[tuple[int, int], Tile] | None = None
+    for tile_h, (sum_h, long_h) in lengths(height).items():
+        for tile_w, (sum_w, long_w) in lengths(width).items():
+            if frames * long_h * long_w > budget:
+                continue
+            key = (sum_h * sum_w, -long_h * long_w)  # fewest pixels, then the largest tiles
+            if best is None or key < best[0]:
+                best = (key, tile_h if tile_h == tile_w else (tile_h, tile_w))
+    return smallest if best is None else best[1]

@@ -40,6 +40,7 @@ from snl_cli.pipeline import (
     _Silent,
     auto_tile,
     check_options,
+    tile_summary,
 )
 from snl_cli.video import Frame, probe, read_frames
 from snl_cli.video.images import quantize
@@ -170,7 +171,7 @@ def make_preview(
             {"label": " | ".join(label), "box": box}
             for label, box in zip(labels, boxes, strict=True)
         ],
-        "tile": tile if tile < max(info.height, info.width) else None,
+        "tile": tile_summary(tile, info.height, info.width),
         "windows": [first_k, last_k],
         "chunk": chunk,
         "overlap": overlap,

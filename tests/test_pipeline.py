@@ -185,22 +185,64 @@ def test_tiles_cover_with_the_overlap_asked(size: int, tile: int, overlap: int) 
 def test_tiled_result_equals_whole_frame_result() -> None:
     clip = torch.rand(3, 3, 131, 197, generator=torch.Generator().manual_seed(0))
     whole = BoxBlur()(clip, 0.0)
-    for tile in (64, 80, 100):
+    for tile in (64, 80, 100, (64, 100), (140, 80), (131 + 4, 90)):
         tiled = denoise_tiled(BoxBlur(), clip, 0.0, tile)
         torch.testing.assert_close(tiled, whole, atol=1e-6, rtol=0)
 
 
-def test_auto_tile_fits_the_memory_and_skips_tiling_when_it_can(monkeypatch) -> None:
+class _Pieces(BoxBlur):
+    """BoxBlur that records the (height, width) of every piece it is given."""
+
+    def __init__(self, halo: int, bytes_per_pixel: int) -> None:
+        self.halo, self.bytes_per_pixel, self.shapes = halo, bytes_per_pixel, []
+
+    def __call__(self, clip: torch.Tensor, sigma: float) -> torch.Tensor:
+        self.shapes.append(tuple(clip.shape[-2:]))
+        return clip
+
+
+def _pieces(denoiser: _Pieces, height: int, width: int, tile) -> list[tuple[int, int]]:
+    denoiser.shapes = []
+    denoise_tiled(denoiser, torch.zeros(1, 3, height, width), 0.0, tile)
+    return denoiser.shapes
+
+
+def test_auto_tile_skips_tiling_when_a_whole_window_fits(monkeypatch) -> None:
     import snl_cli.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "available_memory", lambda device: 1 << 30)
-    small = BoxBlur()
-    assert auto_tile(small, 20, 480, 854) == 854  # 20·480·854·64 B ≈ 0.5 GiB: whole frames
-    hungry = BoxBlur()
-    hungry.bytes_per_pixel = 2_000
-    side = auto_tile(hungry, 20, 2160, 3840)
-    assert 64 <= side < 2160
-    assert side**2 * 20 * 2_000 <= 0.5 * (1 << 30)
+    monkeypatch.setattr(pipeline, "available_memory", lambda device: 64 << 30)
+    assert auto_tile(BoxBlur(), 20, 480, 854) == 854  # 20·480·854·64 B ≈ 0.5 GiB: whole frames
+
+
+@pytest.mark.parametrize(("height", "width"), [(540, 960), (300, 1000), (1000, 250)])
+def test_auto_tile_fits_the_budget_with_the_fewest_pixels(monkeypatch, height, width) -> None:
+    """Run the tiles auto_tile picks: the largest piece fits the working-set budget, and no
+    square tile that fits computes fewer pixels (counted from the pieces actually run)."""
+    import snl_cli.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "available_memory", lambda device: 64 << 30)
+    monkeypatch.setattr(pipeline, "WORK_BUDGET", 256 << 20)
+    frames, denoiser = 20, _Pieces(halo=16, bytes_per_pixel=400)
+    budget_pixels = (256 << 20) // (frames * 400)
+    shapes = _pieces(denoiser, height, width, auto_tile(denoiser, frames, height, width))
+    assert len(shapes) > 1 and max(h * w for h, w in shapes) <= budget_pixels
+    computed = sum(h * w for h, w in shapes)
+    for side in range(64 + 32, max(height, width), 16):
+        square = _pieces(denoiser, height, width, side)
+        if max(h * w for h, w in square) <= budget_pixels:
+            assert computed <= sum(h * w for h, w in square), side
+
+
+def test_auto_tile_leaves_room_for_the_frames_a_window_holds(monkeypatch) -> None:
+    """With little memory available, the frame-sized buffers of the window come first."""
+    import snl_cli.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "available_memory", lambda device: 3 << 30)
+    denoiser = _Pieces(halo=16, bytes_per_pixel=400)
+    fixed = pipeline.estimate_peak(denoiser, 20, 540, 960, 0)
+    share = int(pipeline.MEMORY_SHARE * (3 << 30))
+    shapes = _pieces(denoiser, 540, 960, auto_tile(denoiser, 20, 540, 960))
+    assert fixed + 20 * 400 * max(h * w for h, w in shapes) <= share
 
 
 # ---- denoise_file ----------------------------------------------------------------------------

@@ -197,6 +197,7 @@ def denoise(
         DenoiseBench,
         plot_summary,
         run_denoise_bench,
+        speed_and_memory,
         summarise,
     )
     from snl_cli.clips import expand_clips
@@ -220,6 +221,7 @@ def denoise(
         with _progress(total, enabled=not as_json) as step:
             report = run_denoise_bench(bench, step)
         report["summary"] = summarise(report["rows"])
+        report["stan_vs_bm3d"] = speed_and_memory(report["rows"])
         if plot is not None:
             plot_summary(report["summary"], plot)
             report["plot"] = str(plot)
@@ -227,11 +229,10 @@ def denoise(
 
 
 def _render_denoise(report: dict[str, Any]) -> None:
-    table = Table(title="Denoising: PSNR / SSIM / fps", title_justify="left")
-    for column in ("clip", "σ", "method", "PSNR (dB)", "SSIM", "fps", "settings"):
-        table.add_column(
-            column, justify="right" if column in ("σ", "PSNR (dB)", "SSIM", "fps") else "left"
-        )
+    table = Table(title="Denoising: PSNR / SSIM / fps / peak memory", title_justify="left")
+    numbers = ("σ", "PSNR (dB)", "SSIM", "fps", "peak MB")
+    for column in ("clip", "σ", "method", "PSNR (dB)", "SSIM", "fps", "peak MB", "settings"):
+        table.add_column(column, justify="right" if column in numbers else "left")
     previous = None
     for row in report["rows"]:
         key = (row["clip"], row["sigma"])
@@ -245,11 +246,12 @@ def _render_denoise(report: dict[str, Any]) -> None:
             f"{row['psnr']:.2f}",
             f"{row['ssim']:.3f}",
             _number(row["fps"], digits=2),
+            _number(row.get("peak_mb"), digits=0),
             row["settings"],
         )
     out_console.print(table)
     means = Table(title="Mean over clips", title_justify="left")
-    for column in ("σ", "method", "PSNR (dB)", "SSIM", "fps"):
+    for column in ("σ", "method", "PSNR (dB)", "SSIM", "fps", "peak MB"):
         means.add_column(column, justify="left" if column == "method" else "right")
     for row in report["summary"]:
         means.add_row(
@@ -258,8 +260,16 @@ def _render_denoise(report: dict[str, Any]) -> None:
             f"{row['psnr']:.2f}",
             f"{row['ssim']:.3f}",
             _number(row["fps"], digits=2),
+            _number(row.get("peak_mb"), digits=0),
         )
     out_console.print(means)
+    for line in report.get("stan_vs_bm3d", []):
+        peak = line["peak_mb"]
+        out_console.print(
+            f"{line['clip']} ({line['size']}, σ {line['sigma']:g}): stan runs at "
+            f"{line['ratio']:.2f}x bm3d's fps; peak memory stan {_number(peak['stan'], digits=0)} "
+            f"MB, bm3d +{_number(peak['bm3d'], digits=0)} MB"
+        )
     out_console.print(report["note"])
 
 
