@@ -7,7 +7,7 @@ from types import ModuleType, SimpleNamespace
 
 import pytest
 import torch
-from search_cases import Case
+from search_cases import Case, case
 from torch import Tensor
 
 from snl_cli.search import shifted_nls
@@ -16,22 +16,14 @@ from snl_cli.search.backends import reference
 from snl_cli.search.backends.launcher import TOPK_MAX
 from snl_cli.search.jit import mirror
 
+SHARED = "base prod open_borders stride0 offsets offsets_open offsets_heads_prod heads wt2"
+SHARED += " wt2_offsets short_clip"
 CASES = [
-    Case("base"),
-    Case("prod", params=dict(dist="prod")),
-    Case("open_borders", H=5, W=6, params=dict(ws=5, topk=12, full_ws=False)),
+    *(case(name) for name in SHARED.split()),  # the search tests' problems, as they are
     # More matches than valid candidates near the corners: +inf ties; topk > TOPK_MAX.
     Case("open_inf", T=2, H=5, W=5, params=dict(ws=5, topk=40, full_ws=False)),
-    Case("stride0", H=7, W=8, params=dict(stride0=2)),
     Case("stride1_half", params=dict(ws=5, stride1=0.5)),
     Case("stride1_half_open", params=dict(ws=5, stride1=0.5, full_ws=False)),
-    Case("offsets", offsets=True, seed=1),
-    Case("offsets_open", offsets=True, seed=2, params=dict(full_ws=False, topk=6)),
-    Case("offsets_heads_prod", C=4, offsets=True, seed=3, params=dict(heads=2, dist="prod")),
-    Case("heads", C=4, seed=4, params=dict(heads=2, ps=1, ws=5)),
-    Case("wt2", T=5, H=5, W=5, seed=5, params=dict(wt=2, ps=1, topk=6)),
-    Case("wt2_offsets", T=5, H=5, W=4, offsets=True, seed=6, params=dict(wt=2, ps=1)),
-    Case("short_clip", T=2, H=5, W=5, seed=7, params=dict(wt=2, topk=5)),
     Case("single_frame", T=1, H=5, W=5, seed=8, params=dict(topk=3)),
     # Patches wider than the frame: indices bounce more than once in the mirror.
     Case("tiny_frame", T=2, H=3, W=2, seed=9, params=dict(ps=5, ws=5, topk=6)),
