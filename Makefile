@@ -28,8 +28,8 @@ bench:
 	@if [ -d $(DATA)/davis2016-val-480p ]; then \
 	  $(PY) -m snl_cli bench denoise $(DATA)/davis2016-val-480p/dog $(DATA)/davis2016-val-480p/goat \
 	    $(DATA)/davis2016-val-480p/kite-surf --sigma 20 30 40 --frames 20 --plot bench-denoise.png \
-	    --methods stan stan:weights/unet5-calibration.safetensors \
-	    stan:weights/unet5-baseline.safetensors nlm bm3d nlmeans fftdnoiz dctdnoiz; \
+	    --methods stan stan:bench/weights/unet5-calibration.safetensors \
+	    stan:bench/weights/unet5-baseline.safetensors nlm bm3d nlmeans fftdnoiz dctdnoiz; \
 	else echo "no $(DATA): skipping bench denoise on DAVIS"; fi
 	$(MAKE) bench-laptop
 
