@@ -283,69 +283,6 @@ def _render_status(report: dict[str, Any]) -> None:
     )
 
 
-class _ClusterEvents:
-    """One bar over all clips (clips done, frames/s across workers, ETA) on stderr."""
-
-    def __init__(self) -> None:
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("clips {task.fields[fps]} frames/s"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err_console,
-        )
-        self.task: Any = None
-        self.start = time.perf_counter()
-
-    def __enter__(self) -> _ClusterEvents:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def started(self, clips: int, workers: int, resources: str) -> None:
-        err_console.print(
-            f"ray: {clips} clips on {workers} workers ({resources} each)", markup=False
-        )
-        self.task = self.progress.add_task("ray", total=clips, fps="0.00")
-        self.start = time.perf_counter()
-        self.progress.start()
-
-    def progressed(self, clips: int, frames: int) -> None:
-        if self.task is not None:
-            rate = frames / max(time.perf_counter() - self.start, 1e-9)
-            self.progress.update(self.task, completed=clips, fps=f"{rate:.2f}")
-
-    def retried(self, rel: str, attempt: int, cause: str) -> None:
-        err_console.print(
-            f"snl: warning: {rel}: worker died ({cause}); try {attempt}", markup=False
-        )
-
-    def done(self, result: dict[str, Any]) -> None:
-        if result["status"] == "failed":
-            error(result["error"])
-        elif result["status"] == "skipped":
-            err_console.print(f"skipped {result['input']}: {result['reason']}", markup=False)
-        for message in result.get("warnings", []):
-            err_console.print(f"snl: warning: {result['input']}: {message}", markup=False)
-
-
-def _render_status(report: dict[str, Any]) -> None:
-    table = Table(title=f"{report['folder']} -> {report['outdir']}", title_justify="left")
-    for column in ("clip", "status", "note"):
-        table.add_column(column)
-    for row in report["clips"]:
-        table.add_row(row["input"], row["status"], row["note"])
-    out_console.print(table)
-    out_console.print(
-        f"{report['done']} done, {report['failed']} failed, {report['missing']} missing "
-        f"(manifests: {', '.join(report['manifests'])})",
-        markup=False,
-    )
-
-
 def _render(report: dict[str, Any]) -> None:
     table = Table(title=f"{report['folder']} -> {report['outdir']}", title_justify="left")
     for column in ("clip", "status", "frames", "fps", "sigma", "note"):
