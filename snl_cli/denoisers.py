@@ -14,6 +14,8 @@ Add a method: write a class with these attributes and `__call__`, then one branc
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from snl_cli.errors import UsageError
@@ -172,3 +174,38 @@ def bf16_supported(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+@contextmanager
+def compile_notices(say: Callable[[str], None]) -> Iterator[None]:
+    """While the block runs, `say` one line the first time numba compiles a kernel: a cache
+    miss, i.e. the first run after an install or update (~15 s of CPU for STAN's kernels,
+    which later runs load from numba's cache in well under a second of CPU)."""
+    try:
+        from numba.core import event
+    except ImportError:  # numba missing: nothing compiles
+        yield
+        return
+
+    class FirstCompile(event.Listener):
+        told = False
+
+        def on_start(self, ev: event.Event) -> None:
+            if not self.told:
+                self.told = True
+                kernel = ev.data["dispatcher"].py_func
+                say(
+                    f"compiling the CPU kernels with numba ({kernel.__module__}."
+                    f"{kernel.__name__} first): once after an install or update, ~15 s of "
+                    "CPU; later runs load them from the cache"
+                )
+
+        def on_end(self, ev: event.Event) -> None:
+            pass
+
+    listener = FirstCompile()
+    event.register("numba:compile", listener)
+    try:
+        yield
+    finally:
+        event.unregister("numba:compile", listener)

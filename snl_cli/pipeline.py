@@ -32,7 +32,7 @@ from torch import Tensor
 
 from snl_cli.controls import Controls, apply_controls, check_controls, matrix_of
 from snl_cli.defaults import DEFAULT_CHUNK, WORK_BUDGET
-from snl_cli.denoisers import Denoiser, make_denoiser, uses_sigma
+from snl_cli.denoisers import Denoiser, compile_notices, make_denoiser, uses_sigma
 from snl_cli.errors import InputError, UsageError
 from snl_cli.heap import steady_heap
 from snl_cli.noise import SIGMA_RANGE, estimate_sigma, noise_report, pick_frames
@@ -268,10 +268,11 @@ def denoise_file(
             summary["plan"] = writer.plan.to_json()
             reporter.started(info, summary)
             run = _ChunkRun(denoiser, sigma, options.chunk, overlap, tile, controls)
-            for frame in run.frames(stream):
-                writer.write(frame)
-                summary["frames"] += 1
-                reporter.advanced(1)
+            with compile_notices(reporter.warned):  # a first run says what it compiles
+                for frame in run.frames(stream):
+                    writer.write(frame)
+                    summary["frames"] += 1
+                    reporter.advanced(1)
             _account_for_losses(summary, info, writer, options, reporter, _is_cut(options))
     finally:
         stream.close()
