@@ -43,7 +43,7 @@ bench-laptop:
 	  --sigma 20 --frames $(LAPTOP_FRAMES) --methods stan bm3d
 
 demo: $(VENV)/bin/snl
-	$(VENV)/bin/snl demo demo/dog.mp4 --out demo-out
+	$(VENV)/bin/snl demo demo/dog.mp4 --out demo-out --overwrite
 
 $(VENV)/bin/snl:
 	$(MAKE) install

@@ -385,15 +385,18 @@ def align_file(
         progress: called with 1 after each pair.
 
     Raises:
-        InputError: unreadable input, range outside the clip, too few frames.
+        InputError: unreadable input, frames under 16x16, range outside the clip, too few
+            frames.
         UsageError: bad options.
     """
     from snl_cli.video import probe, read_frames
+    from snl_cli.video.plan import check_frame_size
 
     params = params or AlignParams()
     params.check()
     start, stop = parse_frames(frames)
     info = probe(path)
+    check_frame_size(info)  # the optical flow and the search need room, as in denoise
     first, last = check_range(start, stop, _frame_count(info), params.wt, path)
     clip = read_frames(path, start=first, stop=last)
     rgb = [torch.from_numpy(frame.rgb).permute(2, 0, 1) for frame in clip]

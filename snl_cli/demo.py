@@ -2,13 +2,15 @@
 
 Writes `noisy.mkv` (lossless, so the noise is exactly what was added), `denoised.mp4` (what
 `snl denoise` gives a user: libx264), and `comparison.png` (noisy | denoised | clean crops of
-the middle frame); PSNR is measured on the decoded files against the clean clip.
+the middle frame); PSNR is measured on the decoded files against the clean clip. Like every
+snl command it refuses to replace existing outputs unless told to (`overwrite`), checked
+before any work, and writes each file under a temporary name renamed into place.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -17,6 +19,17 @@ from snl_cli.errors import InputError
 from snl_cli.metrics import psnr, ssim
 
 DEMO_SIGMA = 25.0
+OUTPUTS = ("noisy.mkv", "denoised.mp4", "comparison.png")
+
+
+class DemoReporter(Protocol):
+    """The pipeline's Reporter (see `snl_cli.pipeline.Reporter`) plus a second phase."""
+
+    def started(self, info: Any, summary: dict[str, Any]) -> None: ...
+    def advanced(self, frames: int) -> None: ...
+    def warned(self, message: str) -> None: ...
+    def phase(self, label: str, total: int) -> None:
+        """A new step of `total` units begins (reported through `advanced`)."""
 
 
 def default_clip() -> Path:
@@ -32,29 +45,40 @@ def run_demo(
     seed: int = 0,
     model: str | None = None,
     frames: int | None = None,
-    reporter=None,
+    reporter: DemoReporter | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Noise, denoise and compare; returns the summary (paths, PSNR before/after, fps)."""
+    """Noise, denoise and compare; returns the summary (paths, PSNR before/after, fps).
+
+    Raises:
+        InputError: the clip is missing or unreadable.
+        OutputError: an output (`OUTPUTS` in `out_dir`) exists and not `overwrite`, or is
+            the clip itself.
+    """
     from snl_cli.clips import read_uint8, write_lossless
     from snl_cli.pipeline import DenoiseOptions, denoise_file
     from snl_cli.synthetic import noisy_frames
-    from snl_cli.video import probe
+    from snl_cli.video import check_output_path, probe
+    from snl_cli.video.safety import write_atomically
 
     clip = clip or default_clip()
     if not clip.exists():
         raise InputError("demo clip not found (run from a source checkout or pass a clip)", clip)
+    noisy_path, denoised_path, comparison = (out_dir / name for name in OUTPUTS)
+    for path in (noisy_path, denoised_path, comparison):
+        check_output_path(clip, path, overwrite)
     info = probe(clip)
     clean = read_uint8(clip, frames or info.frames, min_frames=2)
     noisy = noisy_frames(clean, "gaussian", sigma, seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    noisy_path, denoised_path = out_dir / "noisy.mkv", out_dir / "denoised.mp4"
     fps = max(1, round(float(info.fps))) if info.fps else 25
-    write_lossless(noisy, noisy_path, fps=fps)
-    options = DenoiseOptions(model=model, codec="libx264", crf=16, overwrite=True)
+    write_atomically(noisy_path, lambda tmp: write_lossless(noisy, tmp, fps=fps), overwrite)
+    options = DenoiseOptions(model=model, codec="libx264", crf=16, overwrite=overwrite)
     summary = denoise_file(noisy_path, denoised_path, options, reporter)
     denoised = read_uint8(denoised_path, len(clean), min_frames=2)
-    comparison = out_dir / "comparison.png"
-    write_comparison(noisy, denoised, clean, comparison)
+    write_comparison(noisy, denoised, clean, comparison, overwrite=overwrite)
+    if reporter is not None:
+        reporter.phase("ssim", 2 * len(clean))
+    ssim_noisy, ssim_denoised = (_mean_ssim(x, clean, reporter) for x in (noisy, denoised))
     return {
         "clip": str(clip),
         "frames": len(clean),
@@ -62,8 +86,8 @@ def run_demo(
         "model": summary["model"],
         "psnr_noisy": round(psnr(noisy, clean), 2),
         "psnr_denoised": round(psnr(denoised, clean), 2),
-        "ssim_noisy": round(ssim(noisy, clean), 4),
-        "ssim_denoised": round(ssim(denoised, clean), 4),
+        "ssim_noisy": round(ssim_noisy, 4),
+        "ssim_denoised": round(ssim_denoised, 4),
         "fps": summary["fps"],
         "sigma_used": summary["sigma"],
         "noisy": str(noisy_path),
@@ -72,12 +96,25 @@ def run_demo(
     }
 
 
+def _mean_ssim(
+    frames: list[np.ndarray], clean: list[np.ndarray], reporter: DemoReporter | None
+) -> float:
+    """`metrics.ssim` (the mean of per-frame scores), one frame at a time, reported."""
+    scores = []
+    for frame, reference in zip(frames, clean, strict=True):
+        scores.append(ssim([frame], [reference]))
+        if reporter is not None:
+            reporter.advanced(1)
+    return float(np.mean(scores))
+
+
 def write_comparison(
     noisy: list[np.ndarray],
     denoised: list[np.ndarray],
     clean: list[np.ndarray],
     path: Path,
     crop: int = 240,
+    overwrite: bool = True,
 ) -> None:
     """Side by side crops (noisy | denoised | clean) of the middle frame, labelled."""
     from snl_cli.plots import pyplot, save_figure
@@ -95,4 +132,4 @@ def write_comparison(
         ax.set_title(title + score)
         ax.axis("off")
     fig.tight_layout()
-    save_figure(fig, path, dpi=100)
+    save_figure(fig, path, dpi=100, overwrite=overwrite)

@@ -8,10 +8,11 @@ from typing import Annotated
 import typer
 
 from snl_cli import __version__
-from snl_cli.cli.common import DEBUG_ENV
+from snl_cli.cli.common import DEBUG_ENV, SnlGroup, show_notices
 
 app = typer.Typer(
     name="snl",
+    cls=SnlGroup,
     help="Video denoising with Shifted Non-Local Search.",
     no_args_is_help=True,
     add_completion=True,
@@ -29,7 +30,11 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show full tracebacks for unexpected errors.")
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show full tracebacks for unexpected errors (before or after the command).",
+        ),
     ] = False,
     version: Annotated[
         bool,
@@ -37,6 +42,7 @@ def _root(
     ] = False,
 ) -> None:
     """Video denoising with Shifted Non-Local Search."""
+    show_notices()
     if debug:
         os.environ[DEBUG_ENV] = "1"
 
@@ -59,10 +65,7 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
-    import sys
-
-    from snl_cli.cli.common import expand_multi_values, raise_on_sigterm
+    from snl_cli.cli.common import raise_on_sigterm
 
     raise_on_sigterm()
-    sys.argv[1:] = expand_multi_values(sys.argv[1:])
     app()

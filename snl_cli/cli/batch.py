@@ -134,7 +134,7 @@ def batch(
         typer.Option(
             "--gpus-per-clip",
             min=0,
-            help="GPUs one clip holds [default: 1 if the cluster has GPUs, else 0].",
+            help=r"GPUs one clip holds \[default: 1 if the cluster has GPUs, else 0].",
             rich_help_panel="Ray cluster",
         ),
     ] = None,
@@ -158,7 +158,7 @@ def batch(
         typer.Option(
             "--workers",
             min=1,
-            help="Workers to start [default: as many as the resources fit].",
+            help=r"Workers to start \[default: as many as the resources fit].",
             rich_help_panel="Ray cluster",
         ),
     ] = None,

@@ -22,13 +22,6 @@ def _bench() -> None:
     """Measure speed and memory (one sub-command per subject)."""
 
 
-def _split(values: list[str] | None) -> list[str] | None:
-    """Accept `--x a --x b` and `--x a,b` alike."""
-    if not values:
-        return None
-    return [part for value in values for part in value.split(",") if part]
-
-
 @app.command("search")
 def search(
     as_json: Annotated[bool, typer.Option("--json", help="JSON report on stdout.")] = False,
@@ -37,7 +30,7 @@ def search(
         list[str] | None,
         typer.Option(
             "--backends",
-            help="Backends to compare, comma-separated: cpu, torch, cuda, emulate and the "
+            help="Backends to compare: cpu, torch, cuda, emulate and the "
             "'unfold' patch-database baseline (default: cpu,unfold; cuda,unfold on cuda).",
         ),
     ] = None,
@@ -45,7 +38,7 @@ def search(
         list[str] | None,
         typer.Option(
             "--sizes",
-            help="Problems, comma-separated: headline, stan, stan-int, thw/4, thw*4, ws5, ws13, "
+            help="Problems: headline, stan, stan-int, thw/4, thw*4, ws5, ws13, "
             "tiny (default: all but tiny).",
         ),
     ] = None,
@@ -57,13 +50,13 @@ def search(
     """
     from snl_cli.bench.search import DEFAULT_SIZES, SIZES, run_search_bench
 
-    chosen = _split(sizes) or list(DEFAULT_SIZES)
+    chosen = sizes or list(DEFAULT_SIZES)
     unknown = [s for s in chosen if s not in SIZES]
     if unknown:
         raise typer.BadParameter(
             f"unknown {', '.join(unknown)}; choose from {', '.join(SIZES)}", param_hint="--sizes"
         )
-    names = _split(backends)
+    names = backends or None
     with cli_errors():
         from snl_cli.denoisers import resolve_device
 
@@ -204,8 +197,8 @@ def denoise(
     from snl_cli.denoisers import default_model
 
     with cli_errors():
-        chosen = _split(methods)
-        if chosen is None:
+        chosen = methods
+        if not chosen:
             chosen = [m for m in DEFAULT_METHODS if m != "stan" or default_model() == "stan"]
         bench = DenoiseBench(
             clips=expand_clips(clips),
@@ -286,7 +279,7 @@ def pairs(
         typer.Option(
             "--methods",
             help="stan, nlm, stan:WEIGHTS and the peers bm3d, nlmeans, fftdnoiz, dctdnoiz, "
-            "opencv-nlm [default: stan,bm3d,nlmeans,opencv-nlm].",
+            r"opencv-nlm \[default: stan,bm3d,nlmeans,opencv-nlm].",
         ),
     ] = None,
     limit: Annotated[
@@ -304,7 +297,7 @@ def pairs(
     with cli_errors():
         bench = PairsBench(
             folders=list(folders),
-            methods=_split(methods) or list(DEFAULT_PAIR_METHODS),
+            methods=methods or list(DEFAULT_PAIR_METHODS),
             limit=limit,
         )
         bench.check()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-from snl_cli.console import error, print_json
+from snl_cli.console import error, info, print_json, warn
 from snl_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED, SnlError, Terminated
 
 DEBUG_ENV = "SNL_DEBUG"
@@ -70,34 +74,66 @@ def emit(result: dict, as_json: bool, render) -> None:
         render(result)
 
 
-# Options that take several values after one flag (`--sigma 20 30 40`), per command path.
-MULTI_VALUE: dict[tuple[str, ...], frozenset[str]] = {
-    ("train",): frozenset({"--data", "--val", "--stills"}),
-    ("bench", "denoise"): frozenset({"--sigma", "--methods"}),
-}
+# The one multi-value rule: each option listed here takes several values, written
+# `--x a b`, `--x a --x b` or (where marked True: names and numbers, never paths)
+# `--x a,b`. Keyed by command path; tests check that every repeatable option is listed.
+MULTI_VALUE: dict[tuple[str, ...], dict[str, bool]] = {
+    ("train",): {"--data": False, "--val": False, "--stills": False, "--pairs": False,
+                 "--val-pairs": False},
+    ("bench", "denoise"): {"--sigma": True, "--methods": True},
+    ("bench", "search"): {"--backends": True, "--sizes": True},
+    ("bench", "pairs"): {"--methods": True},
+}  # fmt: skip
+
+
+def normalise_argv(argv: list[str]) -> list[str]:
+    """The command line as Click parses it: `--debug` moved to the front from wherever it
+    stands, and multi-value options expanded (see MULTI_VALUE and `expand_multi_values`)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:end]
+    rest = [a for a in argv[:end] if a != "--debug"] + argv[end:]
+    return (["--debug"] if debug else []) + expand_multi_values(rest)
 
 
 def expand_multi_values(argv: list[str]) -> list[str]:
-    """Rewrite `--data A B C` as `--data A --data B --data C` (Click takes one value per flag).
+    """Rewrite `--data A B C` as `--data A --data B --data C` (Click takes one value per
+    flag), and `--sigma 20,30` or `--sigma=20,30` as `--sigma 20 --sigma 30`.
 
-    Only for the commands and flags listed in MULTI_VALUE; anything else is returned as is.
+    Only for the commands and flags listed in MULTI_VALUE (options before the command,
+    such as `--debug`, are skipped); anything else is returned as is.
     """
-    flags = next((f for path, f in MULTI_VALUE.items() if tuple(argv[: len(path)]) == path), None)
+    lead = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), len(argv))
+    flags = next(
+        (f for path, f in MULTI_VALUE.items() if tuple(argv[lead : lead + len(path)]) == path),
+        None,
+    )
     if flags is None:
         return argv
     out: list[str] = []
-    current = None
-    for arg in argv:
-        if arg in flags:
-            current = arg
+    current: str | None = None  # the multi-value flag whose values follow
+    bare = False  # `current` has no value yet: kept as written so that Click reports it
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            return out + ([current] if bare else []) + argv[index:]
+        name, equals, value = arg.partition("=")
+        if name in flags and arg.startswith("--"):
+            out += [current] if bare else []
+            current, bare = name, not equals
+            out += _values(name, value, flags[name]) if equals else []
+        elif arg.startswith("-") and not _is_number(arg):
+            out += ([current] if bare else []) + [arg]
+            current, bare = None, False
+        elif current is not None:
+            out += _values(current, arg, flags[current])
+            bare = False
+        else:
             out.append(arg)
-            continue
-        if arg.startswith("-") and not _is_number(arg):
-            current = None
-        elif current is not None and out[-1] != current:
-            out.append(current)
-        out.append(arg)
-    return out
+    return out + ([current] if bare else [])
+
+
+def _values(flag: str, value: str, commas: bool) -> list[str]:
+    parts = [part for part in value.split(",") if part] if commas else [value]
+    return [item for part in parts or [value] for item in (flag, part)]
 
 
 def _is_number(text: str) -> bool:
@@ -106,3 +142,41 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class SnlGroup(TyperGroup):
+    """The root `snl` group: rewrites the command line before Click parses it (see
+    `normalise_argv`), so `snl` and Typer's test runner see the same options; and shows
+    no value type beside flags in `--help` (they take none)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _hide_flag_types(self, ctx)
+        return super().parse_args(ctx, normalise_argv(list(args)))
+
+
+def _hide_flag_types(command: Any, ctx: Any) -> None:
+    """Blank the `<bool>` Typer shows beside flags, on every command under `command`."""
+    params = list(getattr(command, "params", []))
+    with contextlib.suppress(Exception):  # Click versions differ in how --help is made
+        params.append(command.get_help_option(ctx))
+    for param in params:
+        if getattr(param, "is_flag", False) and not getattr(param, "count", False):
+            param.metavar = ""
+    for child in getattr(command, "commands", {}).values():
+        _hide_flag_types(child, ctx)
+
+
+class _Notices(logging.Handler):
+    """Library notices (logger "snl") as stderr lines: warnings as `snl: warning:`."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        (warn if record.levelno >= logging.WARNING else info)(record.getMessage())
+
+
+def show_notices() -> None:
+    """Print what the library logs on "snl" (INFO and up) on stderr; idempotent."""
+    logger = logging.getLogger("snl")
+    if not any(isinstance(h, _Notices) for h in logger.handlers):
+        logger.addHandler(_Notices())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

@@ -19,7 +19,7 @@ def info(
         bool, typer.Option("--json", help="Print one JSON object on stdout.")
     ] = False,
     fps: Annotated[
-        float | None, typer.Option("--fps", help="Frame rate of a frame folder [default: 25].")
+        float | None, typer.Option("--fps", help=r"Frame rate of a frame folder \[default: 25].")
     ] = None,
     noise: Annotated[
         bool,

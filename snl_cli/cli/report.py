@@ -52,6 +52,12 @@ class ProgressReporter:
     def warned(self, message: str) -> None:
         warn(message)
 
+    def phase(self, label: str, total: int) -> None:
+        """A bar for another step (e.g. the demo's SSIM), counted by `advanced`."""
+        self.close()
+        self._bar = FrameProgress(label, total=total)
+        self._bar.__enter__()
+
 
 def noise_line(summary: dict[str, Any]) -> str:
     """What the model is told and what the clip shows, e.g. "model stan is blind (...)"."""

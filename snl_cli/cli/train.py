@@ -56,7 +56,7 @@ def train(
     ] = 5e-4,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     checkpoint: Annotated[
-        Path | None, typer.Option(help="Checkpoint to write and resume from [default: OUT.ckpt].")
+        Path | None, typer.Option(help=r"Checkpoint to write and resume from \[default: OUT.ckpt].")
     ] = None,
     init: Annotated[
         Path | None,
@@ -76,7 +76,7 @@ def train(
         int | None,
         typer.Option(
             min=1,
-            help="Frames stacked at the input (odd; 5 = t-2..t+2) [default: 1, or --init's; "
+            help=r"Frames stacked at the input (odd; 5 = t-2..t+2) \[default: 1, or --init's; "
             "more than --init's widens its input layer, new frames starting at zero weight].",
         ),
     ] = None,

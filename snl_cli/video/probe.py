@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -113,13 +114,31 @@ def probe(path: str | os.PathLike[str], *, fps: Fraction | float | None = None) 
         raise InputError("no such file or folder", path)
     if path.is_dir():
         return _probe_images(path, fps)
+    check_regular_file(path)
     return _probe_video(path)
+
+
+def check_regular_file(path: Path) -> None:
+    """Raise InputError for a pipe, FIFO, socket or device (/dev/stdin): snl seeks in its
+    input and reads it more than once, so only files and frame folders will do."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise InputError(exc.strerror or str(exc), path) from exc
+    if not stat.S_ISREG(mode):
+        kind = "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise InputError(
+            f"is {kind}; snl reads files and frame folders only (pipes are not supported: "
+            "save the stream to a file first)",
+            path,
+        )
 
 
 @contextmanager
 def open_input(path: Path) -> Iterator[av.container.InputContainer]:
     """Open a media file for reading; FFmpeg and OS failures become InputError."""
     try:
+        check_regular_file(path)
         if path.stat().st_size == 0:
             raise InputError("empty file", path)
         with av.open(str(path), metadata_errors="replace") as container:

@@ -3,16 +3,21 @@
 Outputs are written under a hidden temporary name beside the target,
 `.<stem>.snl-<random><suffix>` for files (the extension is kept so FFmpeg picks the muxer
 from it) and `.<name>.snl-<random>` for frame folders, then renamed over the final name
-only when complete. `is_temp_name` recognises these leftovers (e.g. after a power cut).
+only when complete. `is_temp_name` recognises these leftovers (e.g. after a power cut);
+`remove_stale_temps` deletes the ones of an output, older than this run, before it is
+written again. What they do beside the work (a folder created, a leftover removed) is
+logged on the "snl" logger, which the CLI prints on stderr.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +26,8 @@ from snl_cli.video.images import IMAGE_SUFFIXES
 
 TEMP_MARKER = ".snl-"
 _TEMP_NAME = re.compile(r"^\..+\.snl-[A-Za-z0-9_]+(\.[^.]+)?$")
+RUN_STARTED = time.time()  # leftovers last touched before this belong to an earlier run
+log = logging.getLogger("snl")
 
 
 def same_path(a: Path, b: Path) -> bool:
@@ -65,9 +72,44 @@ def is_temp_name(name: str) -> bool:
     return bool(_TEMP_NAME.match(name))
 
 
+def remove_stale_temps(dst: Path, before: float | None = None) -> list[Path]:
+    """Delete the hidden temporary outputs of `dst` (file or frame folder) that an earlier,
+    killed run left beside it: our naming pattern for exactly this output, last modified
+    before `before` (default: when this process started), so a run writing the same
+    output right now is left alone. Each removal is logged; returns what was removed.
+    """
+    before = RUN_STARTED if before is None else before
+    name = re.escape(f".{dst.stem}{TEMP_MARKER}") + r"[A-Za-z0-9_]+" + re.escape(dst.suffix)
+    folder = re.escape(f".{dst.name}{TEMP_MARKER}") + r"[A-Za-z0-9_]+"
+    pattern = re.compile(f"{name}|{folder}")
+    removed = []
+    try:
+        entries = list(os.scandir(dst.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not (pattern.fullmatch(entry.name) and is_temp_name(entry.name)):
+            continue
+        kind = "folder" if entry.is_dir(follow_symlinks=False) else "file"
+        try:
+            if entry.stat(follow_symlinks=False).st_mtime >= before:
+                continue
+            if kind == "folder":
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue  # not ours to force; it stays hidden and is skipped as input
+        removed.append(Path(entry.path))
+        log.info("removed %s, a temporary %s an interrupted run left", entry.path, kind)
+    return removed
+
+
 def temp_file_beside(dst: Path) -> Path:
-    """Create an empty hidden file beside `dst` (same folder, same extension)."""
+    """Create an empty hidden file beside `dst` (same folder, same extension), after
+    removing stale ones of an earlier run (`remove_stale_temps`)."""
     _make_parent(dst)
+    remove_stale_temps(dst)
     try:
         handle, name = tempfile.mkstemp(
             prefix=f".{dst.stem}{TEMP_MARKER}", suffix=dst.suffix, dir=dst.parent
@@ -99,8 +141,9 @@ def write_atomically(dst: Path, write: Callable[[Path], object], overwrite: bool
 
 
 def temp_dir_beside(dst: Path) -> Path:
-    """Create an empty hidden folder beside `dst`."""
+    """Create an empty hidden folder beside `dst`, after removing stale ones."""
     _make_parent(dst)
+    remove_stale_temps(dst)
     try:
         folder = Path(tempfile.mkdtemp(prefix=f".{dst.name}{TEMP_MARKER}", dir=dst.parent))
     except OSError as exc:
@@ -118,8 +161,12 @@ def _normal_permissions(path: Path, mode: int) -> None:
 
 
 def _make_parent(dst: Path) -> None:
+    """Create the output's folder (and its parents) if missing, and log that it did."""
+    if dst.parent.is_dir():
+        return
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
+        log.info("created the folder %s for %s", dst.parent, dst.name)
     except OSError as exc:
         raise OutputError(exc.strerror or "cannot create the output folder", dst) from exc
 

@@ -94,3 +94,19 @@ def test_single_frame_and_missing_input(runner, tmp_path, moving_frames):
     assert missing.exit_code == 1
     assert len(missing.stderr.splitlines()) == 1
     assert "Traceback" not in missing.output
+
+
+@pytest.mark.parametrize("size", [(1, 1), (15, 20)])
+def test_tiny_frames_refused_with_the_minimum(runner, make_frames, size) -> None:
+    folder = make_frames("tiny", frames=3, size=size)
+    result = runner.invoke(app, ["align", str(folder), *ARGS])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("\n") == 1
+    assert f"frames are {size[0]}x{size[1]}; snl needs at least 16x16 pixels" in result.stderr
+
+
+def test_the_minimum_size_aligns(runner, make_frames) -> None:
+    folder = make_frames("small", frames=3, size=(16, 16))
+    result = runner.invoke(app, ["align", str(folder), *ARGS, "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["pairs"]) == 2
