@@ -189,7 +189,14 @@ def test_real_signal_leaves_nothing(tmp_path: Path, sig: int, code: int, word: s
     out = tmp_path / "out.mkv"
     command = [sys.executable, "-m", "snl_cli", "denoise", str(src), "-o", str(out),
                "--model", "nlm", "--sigma", "10", "--chunk", "4"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell's background jobs start with SIGINT ignored, which the child would inherit
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 120
         while not _leftovers(tmp_path) and process.poll() is None:
