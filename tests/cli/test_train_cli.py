@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import media
 import numpy as np
 import pytest
@@ -158,3 +159,48 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(data, tmp_path) -> None:
     assert not out.exists()
     state = torch.load(out.with_suffix(".ckpt"), map_location="cpu", weights_only=False)
     assert state["state"]["minutes"] > 0 and set(state) >= {"model", "optim"}
+
+
+def _pairs(folder: Path, count: int = 2, size: tuple[int, int] = (40, 36)) -> Path:
+    """Real-pair layout: noisy/NAME beside clean/NAME (noise drawn here, seeded)."""
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        clean = media.pattern(i, *size)
+        noisy = np.clip(clean.astype(float) + rng.normal(0, 12, clean.shape), 0, 255)
+        (folder / "clean").mkdir(parents=True, exist_ok=True)
+        (folder / "noisy").mkdir(parents=True, exist_ok=True)
+        media.write_image(folder / "clean" / f"{i}.png", clean)
+        media.write_image(folder / "noisy" / f"{i}.png", noisy.astype(np.uint8))
+    return folder
+
+
+def test_camera_noise_and_real_pairs_end_to_end(runner, data, tmp_path) -> None:
+    train_pairs = _pairs(tmp_path / "pairs-train")
+    val_pairs = _pairs(tmp_path / "pairs-val", count=1)
+    out = tmp_path / "w.safetensors"
+    # lr 0 keeps the untrained network, which is the identity (a zero-initialised residual):
+    # the held-out pair must then score exactly its noisy image's PSNR, computed here
+    manifest = _train(runner, data, out, 5, "--steps", "3", "--noise", "camera", "--lr", "0",
+                      "--pairs", str(train_pairs), "--val-pairs", str(val_pairs))  # fmt: skip
+    assert manifest["steps"] == 3
+    assert manifest["options"]["noise"] == "camera" and "camera" in manifest["noise"]
+    assert manifest["training_data"]["pairs"] == [str(train_pairs)]
+    noisy, clean = (
+        cv2.imread(str(val_pairs / sub / "0.png")).astype(np.float64) for sub in ("noisy", "clean")
+    )
+    expected = 10 * np.log10(255.0**2 / np.mean((noisy - clean) ** 2))
+    assert abs(manifest["val_real_psnr"][str(val_pairs)] - expected) < 0.05
+
+
+def test_unknown_noise_and_broken_pairs_are_one_line_errors(runner, data, tmp_path) -> None:
+    clips, _ = data
+    base = ["train", "--data", str(clips.parent), "--out", str(tmp_path / "w.safetensors"),
+            "--steps", "1", *TINY]  # fmt: skip
+    result = runner.invoke(app, [*base, "--noise", "speckle"])
+    assert result.exit_code != 0 and "--noise" in result.output and "speckle" in result.output
+    broken = _pairs(tmp_path / "broken")
+    (broken / "clean" / "1.png").unlink()
+    result = runner.invoke(app, [*base, "--pairs", str(broken)])
+    assert result.exit_code == 1
+    assert "no clean/1.png for noisy/1.png" in result.output
+    assert "Traceback" not in result.output
