@@ -116,17 +116,15 @@ def demosaic(raw: Tensor) -> Tensor:
 
 
 def _blur(x: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur of (T, C, H, W), reflect borders."""
-    radius = max(1, math.ceil(2.5 * sigma))
+    """Separable Gaussian blur of (T, C, H, W), reflect borders (radius 2.5 sigma, at most
+    the frame allows)."""
+    radius = min(max(1, math.ceil(2.5 * sigma)), x.shape[-1] - 1, x.shape[-2] - 1)
+    if radius < 1:
+        return x
     taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
     g = torch.exp(-0.5 * (taps / sigma) ** 2)
     g = (g / g.sum()).to(x)
     C = x.shape[1]
-    radius = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
-    if radius < 1:
-        return x
-    g = g[g.numel() // 2 - radius : g.numel() // 2 + radius + 1]
-    g = g / g.sum()
     x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
     x = F.conv2d(x, g.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
     return F.conv2d(x, g.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)

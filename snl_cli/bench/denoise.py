@@ -125,7 +125,7 @@ def run_with_peak(args: list[str], path: Path, what: str) -> tuple[str, float]:
 def _run_snl_child(
     method: str, noisy_path: Path, out_path: Path, sigma: float, weights: str | None
 ) -> tuple[list[np.ndarray], float, dict, float]:
-    """`_run_snl` as a user runs it, `snl denoise --json` in a child process, so that its peak
+    """snl end to end as a user runs it, `snl denoise --json` in a child process, so that its peak
     resident memory (MB, the child's own, from wait4) is measured with the fps."""
     cmd = ["snl_cli", "denoise", str(noisy_path), "-o", str(out_path),
            "--json", "--overwrite", "--model", method]  # fmt: skip
@@ -160,22 +160,6 @@ class PeakRSS:
         self._thread.join()
         self._peak = max(self._peak, self._process.memory_info().rss)
         self.mb = (self._peak - self._start) / (1 << 20)
-
-
-def _run_snl(
-    method: str, noisy_path: Path, out_path: Path, sigma: float, weights: str | None
-) -> tuple[list[np.ndarray], float, dict]:
-    from snl_cli.pipeline import DenoiseOptions, denoise_file
-
-    options = DenoiseOptions(
-        model=method,
-        sigma=None if method == "stan" else sigma,
-        overwrite=True,
-        weights=weights,
-    )
-    summary = denoise_file(noisy_path, out_path, options)
-    frames = read_uint8(out_path)
-    return frames, float(summary["fps"]), summary
 
 
 def run_denoise_bench(bench: DenoiseBench, step: Callable[[str], None] | None = None) -> dict:
