@@ -33,7 +33,9 @@ class Denoiser(Protocol):
 
     Attributes:
         name: the `--model` name.
-        context: frames of temporal context wanted on each side of a chunk.
+        context: frames of temporal context wanted on each side of a chunk. The output at t
+            must depend only on the frames within context of t, or within 2·context near
+            the clip's ends (`snl preview` computes only those).
         halo: pixels of spatial context wanted around a tile.
         bytes_per_pixel: peak working memory per pixel per frame of the processed piece.
         device: where the clip tensors passed in should live.
@@ -128,7 +130,9 @@ def _make_stan(device: torch.device, weights: str | None) -> Denoiser:
 
 
 class StanDenoiser:
-    """STAN (blind: `sigma` is ignored) with DIS flows between consecutive noisy frames.
+    """STAN with DIS flows between consecutive noisy frames. Blind (`sigma` is ignored) unless
+    the model reads a noise-level plane (`STANConfig.level_input`): then `sigma` is its level,
+    the clip's `--sigma auto` estimate or the user's `--sigma`.
 
     Runs under `torch.inference_mode`, channels-last, with bfloat16 autocast for the
     convolutions on CPUs that have native bf16 (AVX512-BF16/AMX) and on CUDA; the search,
@@ -149,6 +153,7 @@ class StanDenoiser:
         self.manifest = manifest
         self.device = device
         self.context = model.cfg.context
+        self.uses_sigma = bool(model.cfg.level_input)
         self.bf16 = bf16_supported(device) if bf16 is None else bf16
 
     def __call__(self, clip: Tensor, sigma: float) -> Tensor:
@@ -163,7 +168,8 @@ class StanDenoiser:
                 motion = estimate_flows(clip, downscale=self.model.flow_downscale)
                 flows = tuple(f.unsqueeze(0) for f in motion)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                out = self.model(clip.unsqueeze(0), flows)
+                level = torch.tensor([float(sigma)]) if self.uses_sigma else None
+                out = self.model(clip.unsqueeze(0), flows, level=level)
         return out[0].float().clamp(0, 1)
 
 

@@ -1,14 +1,14 @@
 """A look before the long run: `make_preview(src, png, options)` denoises one frame's crop.
 
 The preview computes exactly what `snl denoise` with the same options would write for
-that crop, bit for bit, and only that: the chunk windows that hold the frame (the frames
-of other windows are never read past), and of each frame only the tiles of the full run's
-tile grid that touch the crop (plus a margin for --grain's blur). It starts from the same
-σ (estimated on the clip's first window, as the full run does) and applies the same
-controls. Its cost is therefore that of the tiles touching the crop over one or two
-windows of chunk + 2·overlap frames: when the full run would not tile the frame, the
-whole frame is denoised (exactness needs it); a smaller `--tile` or `--chunk`, given to
-both commands, makes the preview faster.
+that crop, bit for bit, and only that: of the chunk windows that hold the frame, only the
+frames within `pipeline.temporal_reach` (2·context: 8 for STAN) of it, and of each frame
+only the tiles of the full run's tile grid that touch the crop (plus a margin for
+--grain's blur). It starts from the same σ (estimated on the clip's first window, as the
+full run does) and applies the same controls. Its cost is therefore that of the tiles
+touching the crop over at most 4·context + 1 frames per window (17 for STAN, of 40): when
+the full run would not tile the frame, the whole frame is denoised (exactness needs it); a
+smaller `--tile`, given to both commands, makes the preview faster.
 
 The image: one panel per variant side by side at 100 % pixels (input first), each under a
 label naming the options (model, σ or "blind", strength/luma/chroma/grain) and, on the
@@ -133,7 +133,7 @@ def make_preview(
     region = (max(0, y - margin), min(info.height, y + h + margin),
               max(0, x - margin), min(info.width, x + w + margin))  # fmt: skip
     run = _ChunkRun(denoiser, sigma, chunk, overlap, tile, Controls(),
-                    first_window=first_k, region=region)  # fmt: skip
+                    first_window=first_k, region=region, focus=index)  # fmt: skip
     stream = _Lookahead(read_frames(src, start=start, stop=stop))
     try:
         denoised, noisy = _frame_of(run, stream, index, src)

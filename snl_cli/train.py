@@ -37,7 +37,7 @@ from snl_cli.synthetic import NOISE_KINDS, degrade, gaussian
 from snl_cli.video.images import IMAGE_SUFFIXES
 
 VAL_SIGMAS = (10, 20, 30, 40, 50)
-PAIR_SHARE = 0.2  # share of training clips drawn from real pairs when --pairs is given
+PAIR_SHARE = 0.2  # default share of training clips drawn from real pairs when --pairs is given
 
 
 @dataclass
@@ -58,6 +58,7 @@ class TrainOptions:
     noise: str = "gaussian"
     pairs: list[str] = field(default_factory=list)
     val_pairs: list[str] = field(default_factory=list)
+    pair_share: float = PAIR_SHARE
     seed: int = 0
     checkpoint: str | None = None
     checkpoint_minutes: float = 5.0
@@ -108,6 +109,7 @@ class ClipSampler:
         crop: int,
         rng: random.Random,
         pairs: list[tuple[np.ndarray, np.ndarray]] | None = None,
+        pair_share: float = PAIR_SHARE,
     ) -> None:
         usable = [c for c in clips if c.shape[0] >= frames and min(c.shape[1:3]) >= crop]
         self.clips = usable
@@ -119,7 +121,7 @@ class ClipSampler:
         sizes = [c.shape[0] for c in self.clips]
         self.still_share = 0.0 if not self.stills else (0.25 if self.clips else 1.0)
         self.clip_weights = sizes
-        self.pair_share = 0.0 if not self.pairs else (PAIR_SHARE if usable or stills else 1.0)
+        self.pair_share = 0.0 if not self.pairs else (pair_share if usable or stills else 1.0)
 
     def sample(self) -> tuple[Tensor, Tensor | None]:
         """A clean clip (frames, 3, crop, crop) float in [0, 1], and its real noisy version
@@ -426,7 +428,7 @@ def _loop(
             progress(state, info)
 
 
-def noise_description(opts: TrainOptions) -> str:
+def noise_description(opts: TrainOptions, level_input: bool = False) -> str:
     """The training noise in words, for the manifest."""
     gauss = f"Gaussian, sigma ~ U[0, {opts.sigma_max}] (0-255 scale)"
     camera = (
@@ -436,8 +438,11 @@ def noise_description(opts: TrainOptions) -> str:
         "denoise and sharpening, JPEG q60-95 or x264 crf 16-30)"
     )
     text = {"gaussian": gauss, "camera": camera, "mix": f"1/3 {gauss}; 2/3 {camera}"}
-    pairs = f"; {PAIR_SHARE:.0%} of clips from real pairs" if opts.pairs else ""
-    return text[opts.noise] + pairs + "; blind"
+    pairs = f"; {opts.pair_share:.0%} of clips from real pairs" if opts.pairs else ""
+    told = ""
+    if level_input:
+        told = ", shown the level snl_cli.noise.estimate_sigma reads from the noisy crop"
+    return text[opts.noise] + pairs + "; blind" + told
 
 
 def train(
@@ -467,6 +472,8 @@ def train(
                 model = model.widen_input(wanted)
             except ValueError as exc:
                 raise UsageError(f"--input-frames with --init {opts.init}: {exc}") from None
+        if opts.architecture.get("level_input"):
+            model = model.with_level_input()
     else:
         arch = opts.architecture
         model = STAN(STANConfig.from_dict(arch) if arch else STANConfig())
@@ -491,7 +498,7 @@ def train(
     clips = [load_clip(p) for p in expand_clips(opts.data)] if opts.data else []
     stills = [img for folder in opts.stills for img in load_stills(Path(folder))]
     pairs = [pair for folder in opts.pairs for pair in load_pairs(Path(folder))]
-    sampler = ClipSampler(clips, stills, opts.frames, opts.crop, rng, pairs)
+    sampler = ClipSampler(clips, stills, opts.frames, opts.crop, rng, pairs, opts.pair_share)
     val_clips = validation_set(opts.val, opts.val_frames, opts.val_crop) if opts.val else []
     val_pairs = pair_validation_set(opts.val_pairs, opts.val_crop)
 
@@ -528,7 +535,7 @@ def train(
         "seeded Gaussian noise quantised to 8 bits; real pairs: whole held-out images, "
         "each denoised as a one-frame clip",
         "history": state.history,
-        "noise": noise_description(opts),
+        "noise": noise_description(opts, model.cfg.level_input),
         "fine_tuned_from": state.init,
     }
     return save_stan(model, opts.out, manifest)

@@ -473,3 +473,36 @@ def test_stan_weights_plug_into_the_pipeline(tmp_path: Path) -> None:
     summary = denoise_file(src, out, DenoiseOptions(model="stan", weights=str(weights), sigma=5))
     assert summary["model"] == "stan" and summary["frames"] == 5
     assert media.psnr(np.stack(media.decode_rgb(out)), np.stack(media.decode_rgb(src))) > 40
+
+
+def test_a_level_reading_stan_is_told_the_clips_sigma(tmp_path: Path) -> None:
+    """A model with a noise-level plane reads --sigma, or the clip's own estimate."""
+    from snl_cli.model.stan import STAN, STANConfig
+    from snl_cli.model.weights import save_stan
+    from snl_cli.noise import estimate_sigma
+
+    torch.manual_seed(3)
+    cfg = STANConfig(channels=(8, 16), heads=2, qk_dim=4, attn_blocks=1, ws=5, topk=4, k_agg=2)
+    model = STAN(cfg).with_level_input()
+    with torch.no_grad():
+        torch.nn.init.normal_(model.out.weight, std=0.05)
+        model.inp.weight[:, -1].normal_(std=0.5)
+    weights = tmp_path / "told.safetensors"
+    save_stan(model, weights, {"note": "untrained, level plane weights set"})
+    src = tmp_path / "noisy"  # PNG frames: 8-bit RGB, read alike by snl and by PyAV
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        noisy = media.pattern(i, 64, 48) + rng.normal(0, 0.05, (48, 64, 3))
+        media.write_image(src / f"f{i}.png", np.clip(noisy, 0, 1))
+    outs = {}
+    for sigma in (5.0, 40.0, None):
+        out = tmp_path / f"out-{sigma or 0:g}"
+        opts = DenoiseOptions(model="stan", weights=str(weights), sigma=sigma)
+        summary = denoise_file(src, out, opts)
+        outs[sigma] = np.stack([media.decode_rgb(p)[0] for p in sorted(out.iterdir())])
+    assert np.abs(outs[5.0] - outs[40.0]).max() > 2 / 255  # the level steers the output
+    frames = [media.decode_rgb(p)[0].astype(np.float32) for p in sorted(src.iterdir())]
+    assert 5 < estimate_sigma(frames) < 20  # noise of sigma 12.75 on a smooth pattern
+    assert summary["sigma_source"] == "estimated"
+    assert summary["sigma"] == pytest.approx(estimate_sigma(frames), abs=0.01)

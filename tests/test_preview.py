@@ -91,10 +91,38 @@ def test_preview_crop_equals_the_full_run(tmp_path, noisy_frames, frame, crop, c
     source = _png(sorted(noisy_frames.iterdir())[frame])
     np.testing.assert_array_equal(image[iy : iy + ih, ix : ix + iw], source[y : y + h, x : x + w])
     if frame == 3:
-        # One of the 3x2 tiles (64 px + 4 px halo inside: 68x68) ran, over the 5 + 6
-        # frames of the two windows holding frame 3 (the full run: 6 tiles, 14 frames).
+        # One of the 3x2 tiles (64 px + 4 px halo inside: 68x68) ran, over the frames of the
+        # two windows holding frame 3 within 2 (2·context) of it: 1-4 of 0-4, and 3-5 of 3-8
+        # (the full run: 6 tiles, 14 frames).
         assert summary["windows"] == [0, 1]
-        assert model.pixels == (5 + 6) * 68 * 68
+        assert model.pixels == (4 + 3) * 68 * 68
+
+
+@pytest.mark.parametrize("frame", [0, 6, 13])
+def test_stan_preview_equals_the_full_run(tmp_path, noisy_frames, frame):
+    """A small STAN with the shipped architecture's temporal structure (input stack, two
+    attention blocks, flows): its preview, which runs only the frames within 2·context of the
+    frame, writes what the full run writes."""
+    from snl_cli.model.stan import STAN, STANConfig
+    from snl_cli.model.weights import save_stan
+
+    torch.manual_seed(2)
+    cfg = STANConfig(channels=(8, 16), heads=2, qk_dim=4, attn_blocks=2, ws=3, topk=4, k_agg=2,
+                     input_frames=3)  # fmt: skip
+    model = STAN(cfg)
+    torch.nn.init.normal_(model.out.weight, std=0.1)  # not the identity
+    weights = tmp_path / "small.safetensors"
+    save_stan(model, weights, {"note": "random"})
+    options = DenoiseOptions(model="stan", weights=str(weights), chunk=12)  # windows cut 18 -> 13
+    full = tmp_path / "full"
+    denoise_file(noisy_frames, full, options)
+    png = tmp_path / "preview.png"
+    summary = make_preview(noisy_frames, png, options, frame=frame)
+    bx, by, bw, bh = summary["panels"][1]["box"]
+    written = _png(sorted(full.iterdir())[frame])
+    source = _png(sorted(noisy_frames.iterdir())[frame])
+    assert np.abs(written.astype(int) - source).max() > 10  # the model changed the frame
+    np.testing.assert_array_equal(_png(png)[by : by + bh, bx : bx + bw], written)
 
 
 def test_cli_preview_with_nlm_matches_cli_denoise(tmp_path, noisy_frames, runner):

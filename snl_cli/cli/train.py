@@ -48,6 +48,10 @@ def train(
         int | None,
         typer.Option(min=1, help="Stop after this many steps (resumes count) if sooner."),
     ] = None,
+    pair_share: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Share of training clips drawn from --pairs."),
+    ] = 0.2,
     crop: Annotated[int, typer.Option(min=32, help="Crop size in pixels.")] = 96,
     frames: Annotated[int, typer.Option(min=2, help="Frames per training clip.")] = 5,
     batch: Annotated[int, typer.Option(min=1, help="Clips per step.")] = 4,
@@ -80,6 +84,15 @@ def train(
             "more than --init's widens its input layer, new frames starting at zero weight].",
         ),
     ] = None,
+    level_input: Annotated[
+        bool,
+        typer.Option(
+            "--level-input",
+            help="Show the network the noise level estimated from its noisy input (one more "
+            "input plane; with --init it starts at zero weight). Still blind: snl denoise "
+            "estimates it (--sigma auto) unless --sigma gives it.",
+        ),
+    ] = False,
     bf16: Annotated[bool, typer.Option("--bf16/--no-bf16", help="bfloat16 autocast.")] = True,
     backend: Annotated[
         str, typer.Option(help="Search backend: auto, cpu, emulate, cuda, torch.")
@@ -106,6 +119,7 @@ def train(
             val=[str(p) for p in val or []],
             pairs=[str(p) for p in pairs or []],
             val_pairs=[str(p) for p in val_pairs or []],
+            pair_share=pair_share,
             noise=noise,
             minutes=minutes,
             steps=steps,
@@ -125,6 +139,7 @@ def train(
                 "heads": heads,
                 "attn_blocks": attn_blocks,
                 "input_frames": input_frames or (None if init else 1),
+                "level_input": level_input,
             },
         )
         total = steps or int(minutes * 60)  # the bar counts steps, or seconds without --steps

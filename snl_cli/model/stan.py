@@ -5,8 +5,9 @@ trains and runs on a laptop CPU; the structure is kept: per-frame convolutional 
 decoder, attention at 1/4 resolution whose first block searches a ws x ws window around the
 flow-predicted position in the neighbouring frames and whose later blocks refine (re-score
 the same locations with their own queries and keys), aggregation of the k_agg best matches
-with a learned combination across ranks and channels, and a global residual (blind: no noise
-level input).
+with a learned combination across ranks and channels, and a global residual. Blind; a model
+with `level_input` is also shown one constant input plane, the noise level that
+`snl_cli.noise.estimate_sigma` reads from the noisy clip itself (or a level the user gives).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from torch import Tensor, nn
 from snl_cli.model.blocks import LayerNorm2d, ResBlock, down, up
 from snl_cli.search import accumulate_flows, backend_name, gather, shifted_nls
 
+LEVEL_SCALE = 50.0  # a level plane holds sigma (0-255 scale) / LEVEL_SCALE
+
 
 @dataclass(frozen=True)
 class STANConfig:
@@ -36,6 +39,7 @@ class STANConfig:
     topk: int = 20
     k_agg: int = 10
     input_frames: int = 1  # frames t-r..t+r stacked at the input (early fusion), n = 2r+1
+    level_input: bool = False  # one more input plane: the noise level / LEVEL_SCALE
 
     @property
     def context(self) -> int:
@@ -223,6 +227,16 @@ class ShiftedNLSAttention(nn.Module):
         return self._aggregate(q[:, t : t + 1], k_tall, v_tall, tall, part, backend)
 
 
+def estimate_level(noisy: Tensor) -> Tensor:
+    """(B,) noise level of each clip of noisy (B, T, 3, H, W) in [0, 1], on the 0-255 scale:
+    `snl_cli.noise.estimate_sigma` on up to 5 of its frames, as `snl denoise --sigma auto`."""
+    from snl_cli.noise import estimate_sigma, pick_frames
+
+    frames = noisy.detach().float().permute(0, 1, 3, 4, 2).cpu().numpy()
+    picks = pick_frames(noisy.shape[1])
+    return torch.tensor([estimate_sigma(clip[i] for i in picks) for clip in frames])
+
+
 def _neighbour_index(batch: int, T: int, n: int) -> Tensor:
     """(B*T, n) rows of x (B*T, ...) that frame t's input stack holds: frames t-r..t+r of its
     clip (n = 2r+1), the clip's end frames repeated where the window runs past them."""
@@ -245,7 +259,9 @@ class STAN(nn.Module):
 
     Shape:
         noisy: (B, T, 3, H, W) in [0, 1]; flows: optional (fflow, bflow), each (B, T, 2, H, W),
-        (dy, dx) to the next / previous frame (see `snl_cli.flow`). Returns (B, T, 3, H, W).
+        (dy, dx) to the next / previous frame (see `snl_cli.flow`); level: optional (B,) noise
+        level on the 0-255 scale, read only with `cfg.level_input` (estimated from the clip
+        when not given). Returns (B, T, 3, H, W).
     """
 
     def __init__(self, cfg: STANConfig | None = None) -> None:
@@ -254,7 +270,8 @@ class STAN(nn.Module):
         c = cfg.channels
         if cfg.input_frames < 1 or cfg.input_frames % 2 == 0:
             raise ValueError(f"input_frames: expected an odd number >= 1, got {cfg.input_frames}")
-        self.inp = nn.Conv2d(3 * cfg.input_frames, c[0], 3, padding=1)
+        planes = 3 * cfg.input_frames + int(cfg.level_input)
+        self.inp = nn.Conv2d(planes, c[0], 3, padding=1)
         self.enc = nn.ModuleList([ResBlock(ch) for ch in c[:-1]])
         self.downs = nn.ModuleList([down(c[i], c[i + 1]) for i in range(len(c) - 1)])
         self.mid = ResBlock(c[-1])
@@ -276,12 +293,26 @@ class STAN(nn.Module):
             raise ValueError(f"input_frames: expected an odd number >= {n_old}, got {input_frames}")
         wider = STAN(dataclasses.replace(self.cfg, input_frames=input_frames))
         state = self.state_dict()
-        weight = state["inp.weight"]  # (c0, 3 * n_old, 3, 3), frames t-r..t+r in order
-        grown = torch.zeros(weight.shape[0], 3 * input_frames, *weight.shape[2:])
+        weight = state["inp.weight"]  # (c0, 3 * n_old [+ level], 3, 3), frames t-r..t+r in order
+        grown = torch.zeros(weight.shape[0], wider.inp.in_channels, *weight.shape[2:])
         start = 3 * ((input_frames - n_old) // 2)
-        grown[:, start : start + 3 * n_old] = weight
+        grown[:, start : start + 3 * n_old] = weight[:, : 3 * n_old]
+        if self.cfg.level_input:
+            grown[:, -1] = weight[:, -1]
         wider.load_state_dict({**state, "inp.weight": grown})
         return wider
+
+    def with_level_input(self) -> STAN:
+        """A copy that also reads a noise-level plane, computing what this model computes: the
+        plane's input weights start at zero (fine-tuning then learns to use it)."""
+        if self.cfg.level_input:
+            return self
+        told = STAN(dataclasses.replace(self.cfg, level_input=True))
+        state = self.state_dict()
+        weight = state["inp.weight"]
+        grown = torch.cat([weight, torch.zeros_like(weight[:, :1])], 1)
+        told.load_state_dict({**state, "inp.weight": grown})
+        return told
 
     @property
     def flow_downscale(self) -> int:
@@ -303,11 +334,17 @@ class STAN(nn.Module):
         # feature pixel, and the search reads no bilinear weights.
         return torch.round(offsets)
 
-    def _encode(self, x: Tensor, rows: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """Encoder of the frames whose input stacks are x[rows] (len(rows), n): bottleneck
-        features (len(rows), c[-1], H/s, W/s) and the skip tensors."""
+    def _encode(
+        self, x: Tensor, rows: Tensor, levels: Tensor | None
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Encoder of the frames whose input stacks are x[rows] (len(rows), n), with their
+        noise levels (len(rows),) when the model reads them: bottleneck features
+        (len(rows), c[-1], H/s, W/s) and the skip tensors."""
         n, (_, C, H, W) = rows.shape[1], x.shape
         stacked = x[rows.reshape(-1)].reshape(len(rows), n * C, H, W)
+        if levels is not None:
+            plane = (levels / LEVEL_SCALE).to(stacked).view(-1, 1, 1, 1).expand(-1, 1, H, W)
+            stacked = torch.cat([stacked, plane], 1)
         y = self.act(self.inp(stacked.contiguous(memory_format=torch.channels_last)))
         skips = []
         for enc, dn in zip(self.enc, self.downs, strict=True):
@@ -324,10 +361,19 @@ class STAN(nn.Module):
         return self.out(y)
 
     def forward(
-        self, noisy: Tensor, flows: tuple[Tensor, Tensor] | None = None, backend: str = "auto"
+        self,
+        noisy: Tensor,
+        flows: tuple[Tensor, Tensor] | None = None,
+        backend: str = "auto",
+        level: Tensor | None = None,
     ) -> Tensor:
         B, T, _, H, W = noisy.shape
         s = self.cfg.scale
+        levels = None
+        if self.cfg.level_input:
+            if level is None:
+                level = estimate_level(noisy)
+            levels = level.to(noisy.device, torch.float32).reshape(B).repeat_interleave(T)
         pad_h, pad_w = (-H) % s, (-W) % s
         x = noisy.reshape(B * T, 3, H, W)
         if pad_h or pad_w:
@@ -350,7 +396,11 @@ class STAN(nn.Module):
         # made them 1.6x faster); training and GPUs take the whole clip at once.
         per_frame = not torch.is_grad_enabled() and x.device.type == "cpu"
         groups = stack.split(1) if per_frame else [stack]
-        encoded = [self._encode(x, rows) for rows in groups]
+        if levels is None:
+            encoded = [self._encode(x, rows, None) for rows in groups]
+        else:
+            parts = levels.split(1) if per_frame else [levels]
+            encoded = [self._encode(x, rows, lv) for rows, lv in zip(groups, parts, strict=True)]
         bottom = torch.cat([e[0] for e in encoded]) if len(encoded) > 1 else encoded[0][0]
         inds = None
         for block in self.attn:

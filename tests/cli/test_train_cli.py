@@ -105,6 +105,21 @@ def test_init_with_more_input_frames_widens_the_input_layer(runner, data, tmp_pa
     assert "Traceback" not in result.output
 
 
+def test_level_input_adds_a_plane_that_starts_at_zero_and_learns(runner, data, tmp_path) -> None:
+    base = tmp_path / "base.safetensors"
+    _train(runner, data, base, 0.02, "--steps", "2")
+    told = tmp_path / "told.safetensors"
+    manifest = _train(runner, data, told, 5, "--init", str(base), "--level-input", "--steps", "3")
+    assert manifest["architecture"]["level_input"] is True
+    assert "shown the level" in manifest["noise"]
+    model_base, _ = load_stan(base)
+    model_told, _ = load_stan(told)
+    planes = model_base.inp.weight.shape[1]
+    assert model_told.inp.weight.shape[1] == planes + 1
+    # three steps from zero: the level plane's weights moved (they get a gradient)
+    assert model_told.inp.weight[:, planes].abs().max() > 0
+
+
 def test_missing_data_is_a_one_line_error(runner, tmp_path) -> None:
     missing = tmp_path / "nope"
     result = runner.invoke(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from snl_cli.model.stan import STAN, STANConfig, attention_path, match_dists
+from snl_cli.model.stan import STAN, STANConfig, attention_path, estimate_level, match_dists
 
 SMALL = STANConfig(channels=(8, 16, 16), heads=2, qk_dim=4, attn_blocks=2, ws=3, topk=4, k_agg=3)
 
@@ -110,6 +110,37 @@ def test_widen_input_computes_the_same_then_sees_neighbours() -> None:
     assert changed[0, 0] > 1e-4  # frame 0 sees frame 1 through the input stack
     with pytest.raises(ValueError, match="odd"):
         model.widen_input(2)
+
+
+def test_level_input_computes_the_same_then_reads_the_level() -> None:
+    torch.manual_seed(6)
+    model = STAN(SMALL).eval()
+    torch.nn.init.normal_(model.out.weight, std=0.1)
+    told = model.with_level_input().eval()
+    assert told.cfg.level_input and told.inp.in_channels == model.inp.in_channels + 1
+    x = torch.rand(2, 3, 3, 16, 16)
+    with torch.no_grad():
+        plain = model(x, backend="torch")
+        for level in (None, torch.tensor([5.0, 40.0])):  # the plane's weights start at zero
+            torch.testing.assert_close(told(x, backend="torch", level=level), plain)
+        torch.nn.init.normal_(told.inp.weight, std=0.1)  # once trained, the level counts
+        low = told(x, backend="torch", level=torch.tensor([5.0, 5.0]))
+        high = told(x, backend="torch", level=torch.tensor([5.0, 40.0]))
+        # per clip: the second clip's level changed, the first clip's output did not
+        torch.testing.assert_close(low[0], high[0])
+        assert (low[1] - high[1]).abs().max() > 1e-4
+        # no level given: the model reads the one snl denoise --sigma auto would estimate
+        estimated = estimate_level(x)
+        given = told(x, backend="torch", level=estimated)
+        torch.testing.assert_close(told(x, backend="torch"), given)
+
+
+def test_estimate_level_reads_gaussian_noise_on_a_flat_clip() -> None:
+    gen = torch.Generator().manual_seed(0)
+    flat = torch.full((1, 4, 3, 64, 64), 0.5)
+    for sigma in (5.0, 25.0):
+        noisy = flat + torch.randn(flat.shape, generator=gen) * sigma / 255
+        assert abs(estimate_level(noisy).item() - sigma) < 0.1 * sigma
 
 
 def test_attention_path_follows_autograd_device_and_backend() -> None:
