@@ -3,12 +3,14 @@ zeroed, at inference, on held-out clips (centre crops), beside the full model.
 
 Usage: python scripts/ablate.py WEIGHTS CLIP... [--noise KIND] [--sigma S] [--frames N]
 Knock-outs at inference say how much the trained network relies on a part, not what it would
-score if trained without it (that needs a training run per variant).
+score if trained without it (that needs a training run per variant). "wt2" searches t-2..t+2
+instead of t-1..t+1 (the network trained with t±1), with and without the flow.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import zlib
 from pathlib import Path
@@ -24,16 +26,25 @@ from snl_cli.synthetic import noisy_frames
 from snl_cli.train import load_clip
 
 
+def _set_wt(model, wt: int) -> None:
+    cfg = dataclasses.replace(model.cfg, wt=wt)
+    for module in (model, *model.attn):
+        module.cfg = cfg
+
+
 def run(model, noisy: torch.Tensor, variant: str) -> torch.Tensor:
     flows = estimate_flows(noisy, downscale=model.flow_downscale)
-    if variant == "no-flow":
+    if variant.endswith("no-flow"):
         flows = tuple(torch.zeros_like(f) for f in flows)
-    attn = model.attn
+    attn, wt = model.attn, model.cfg.wt
     if variant == "no-attention":
         model.attn = nn.ModuleList()
+    if variant.startswith("wt2"):
+        _set_wt(model, 2)
     with torch.inference_mode():
         out = model(noisy[None], tuple(f[None] for f in flows))[0]
     model.attn = attn
+    _set_wt(model, wt)
     return out.clamp(0, 1)
 
 
@@ -48,7 +59,8 @@ def main() -> None:
     args = parser.parse_args()
     model, _ = load_stan(args.weights)
     model.eval()
-    scores: dict[str, list[float]] = {"full": [], "no-flow": [], "no-attention": []}
+    variants = ("full", "no-flow", "no-attention", "wt2", "wt2-no-flow")
+    scores: dict[str, list[float]] = {v: [] for v in variants}
     for clip_path in args.clips:
         clip = load_clip(clip_path, args.frames)
         _, H, W, _ = clip.shape
