@@ -37,7 +37,11 @@ ModelOpt = Annotated[
 SigmaOpt = Annotated[
     str,
     typer.Option(
-        "--sigma", metavar="auto|N", help="Noise level on the 0-255 scale, or auto (estimated)."
+        "--sigma",
+        metavar="auto|N",
+        help="Noise level on the 0-255 scale, or auto (estimated from the clip). Read by nlm "
+        "and by STAN weights with a level input (the shipped ones): a higher level denoises "
+        "harder.",
     ),
 ]
 ChunkOpt = Annotated[int, typer.Option("--chunk", min=1, help="Frames denoised together.")]
@@ -76,7 +80,7 @@ StrengthOpt = Annotated[
         max=1.0,
         metavar="S",
         help="Blend of input (0) and full denoise (1), for every model: the output is "
-        "input + S x (denoised - input); the model itself is not steered.",
+        "input + S x (denoised - input); the model itself is not steered (--sigma steers it).",
     ),
 ]
 LumaOpt = Annotated[

@@ -48,7 +48,10 @@ class STANConfig:
         return self.input_frames // 2 + self.attn_blocks * self.wt
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "channels": list(self.channels)}
+        data = {**asdict(self), "channels": list(self.channels)}
+        if not self.level_input:  # manifests written before the option stay as they were
+            del data["level_input"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> STANConfig:
