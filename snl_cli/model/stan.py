@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -294,28 +295,28 @@ class STAN(nn.Module):
         n_old = self.cfg.input_frames
         if input_frames < n_old or input_frames % 2 == 0:
             raise ValueError(f"input_frames: expected an odd number >= {n_old}, got {input_frames}")
-        wider = STAN(dataclasses.replace(self.cfg, input_frames=input_frames))
-        state = self.state_dict()
-        weight = state["inp.weight"]  # (c0, 3 * n_old [+ level], 3, 3), frames t-r..t+r in order
-        grown = torch.zeros(weight.shape[0], wider.inp.in_channels, *weight.shape[2:])
-        start = 3 * ((input_frames - n_old) // 2)
-        grown[:, start : start + 3 * n_old] = weight[:, : 3 * n_old]
-        if self.cfg.level_input:
-            grown[:, -1] = weight[:, -1]
-        wider.load_state_dict({**state, "inp.weight": grown})
-        return wider
+        start = 3 * ((input_frames - n_old) // 2)  # frames t-r..t+r in order, then the level
+        places = [*range(start, start + 3 * n_old), *([-1] if self.cfg.level_input else [])]
+        return self._with_inputs(dataclasses.replace(self.cfg, input_frames=input_frames), places)
 
     def with_level_input(self) -> STAN:
         """A copy that also reads a noise-level plane, computing what this model computes: the
         plane's input weights start at zero (fine-tuning then learns to use it)."""
         if self.cfg.level_input:
             return self
-        told = STAN(dataclasses.replace(self.cfg, level_input=True))
+        planes = self.inp.in_channels
+        return self._with_inputs(dataclasses.replace(self.cfg, level_input=True), range(planes))
+
+    def _with_inputs(self, cfg: STANConfig, places: Sequence[int]) -> STAN:
+        """A STAN of `cfg` holding these weights, this model's input plane i at the new
+        input layer's plane places[i] and every other plane's weights at zero."""
+        grown = STAN(cfg)
         state = self.state_dict()
-        weight = state["inp.weight"]
-        grown = torch.cat([weight, torch.zeros_like(weight[:, :1])], 1)
-        told.load_state_dict({**state, "inp.weight": grown})
-        return told
+        weight = state["inp.weight"]  # (c0, planes, 3, 3)
+        new = torch.zeros(weight.shape[0], grown.inp.in_channels, *weight.shape[2:])
+        new[:, list(places)] = weight
+        grown.load_state_dict({**state, "inp.weight": new})
+        return grown
 
     @property
     def flow_downscale(self) -> int:
@@ -400,10 +401,10 @@ class STAN(nn.Module):
         per_frame = not torch.is_grad_enabled() and x.device.type == "cpu"
         groups = stack.split(1) if per_frame else [stack]
         if levels is None:
-            encoded = [self._encode(x, rows, None) for rows in groups]
+            parts: list[Tensor | None] = [None] * len(groups)
         else:
-            parts = levels.split(1) if per_frame else [levels]
-            encoded = [self._encode(x, rows, lv) for rows, lv in zip(groups, parts, strict=True)]
+            parts = list(levels.split(1)) if per_frame else [levels]
+        encoded = [self._encode(x, rows, lv) for rows, lv in zip(groups, parts, strict=True)]
         bottom = torch.cat([e[0] for e in encoded]) if len(encoded) > 1 else encoded[0][0]
         inds = None
         for block in self.attn:

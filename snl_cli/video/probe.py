@@ -114,8 +114,7 @@ def probe(path: str | os.PathLike[str], *, fps: Fraction | float | None = None) 
         raise InputError("no such file or folder", path)
     if path.is_dir():
         return _probe_images(path, fps)
-    check_regular_file(path)
-    return _probe_video(path)
+    return _probe_video(path)  # open_input refuses pipes and devices
 
 
 def check_regular_file(path: Path) -> None:

@@ -133,6 +133,9 @@ def test_level_input_computes_the_same_then_reads_the_level() -> None:
         estimated = estimate_level(x)
         given = told(x, backend="torch", level=estimated)
         torch.testing.assert_close(told(x, backend="torch"), given)
+        # widening the input stack keeps the level plane's weights (and the function)
+        wide = told.eval().widen_input(3).eval()
+        torch.testing.assert_close(wide(x, backend="torch", level=estimated), given)
 
 
 def test_estimate_level_reads_gaussian_noise_on_a_flat_clip() -> None:
