@@ -63,6 +63,27 @@ class Denoiser(Protocol):
         ...
 
 
+class FrameStream(Protocol):
+    """A denoiser's run over one clip, frame by frame (see `frame_stream`)."""
+
+    def push(self, frame: Tensor) -> list[Tensor]:
+        """Take the clip's next frame (3, H, W) float32 in [0, 1]; return the outputs
+        (3, H, W) that it completes, in order."""
+        ...
+
+    def close(self) -> list[Tensor]:
+        """End the clip; return the outputs still to come."""
+        ...
+
+
+def frame_stream(denoiser: Denoiser, sigma: float) -> FrameStream | None:
+    """A run of `denoiser` over a clip one frame at a time, when it offers one (`stream`):
+    it computes what `__call__` computes on the whole clip, untiled, in the memory of a
+    few frames (`stream_bytes_per_pixel` per pixel of one frame); None otherwise."""
+    make = getattr(denoiser, "stream", None)
+    return None if make is None else make(sigma)
+
+
 def resolve_device(device: str) -> torch.device:
     """ "auto" → CUDA when available, else CPU; "cuda" without a GPU is a usage error."""
     import torch
@@ -143,6 +164,7 @@ class StanDenoiser:
     uses_sigma = False
     halo = 32
     bytes_per_pixel = 400  # measured 348-403 (480x272, 480x544; 8, 16 frames), see defaults
+    stream_bytes_per_pixel = 300  # of one frame, the whole working set of `stream`
 
     def __init__(
         self, model: torch.nn.Module, manifest: dict, device: torch.device, bf16: bool | None = None
@@ -155,6 +177,16 @@ class StanDenoiser:
         self.context = model.cfg.context
         self.uses_sigma = bool(model.cfg.level_input)
         self.bf16 = bf16_supported(device) if bf16 is None else bf16
+
+    def stream(self, sigma: float) -> FrameStream | None:
+        """The model run one frame at a time (`snl_cli.model.stream.STANStream`: the same
+        outputs as `__call__` on the whole clip, in ~STREAM_BYTES_PER_PIXEL of one frame),
+        on the CPU; None on a GPU, where whole windows keep the device busy."""
+        if self.device.type != "cpu":
+            return None
+        from snl_cli.model.stream import STANStream
+
+        return STANStream(self.model, level=float(sigma), bf16=self.bf16)
 
     def __call__(self, clip: Tensor, sigma: float) -> Tensor:
         import torch

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from snl_cli.controls import Controls, apply_controls, check_controls, matrix_of
 from snl_cli.defaults import DEFAULT_CHUNK, WORK_BUDGET
-from snl_cli.denoisers import Denoiser, compile_notices, make_denoiser, uses_sigma
+from snl_cli.denoisers import Denoiser, compile_notices, frame_stream, make_denoiser, uses_sigma
 from snl_cli.errors import InputError, UsageError
 from snl_cli.heap import steady_heap
 from snl_cli.noise import SIGMA_RANGE, estimate_sigma, noise_report, pick_frames
@@ -226,12 +226,16 @@ def denoise_file(
             f"({denoiser.context} frames): chunk boundaries may show"
         )
     window = options.chunk + 2 * overlap
-    tile = options.tile or auto_tile(denoiser, window, info.height, info.width)
+    streamed = streams(denoiser, options, info.height, info.width)
+    if streamed:
+        tile: Tile = max(info.height, info.width)
+    else:
+        tile = options.tile or auto_tile(denoiser, window, info.height, info.width)
     controls = options.controls(info.color.get("space"))
     start = time.perf_counter()
     stream = _Lookahead(cut_frames(src, options))
     try:
-        first_frames = stream.fill(window + 1)
+        first_frames = stream.fill(head_frames(denoiser, window, streamed))
         if not first_frames:
             raise InputError(f"no frames in the part asked for ({_describe_cut(options)})", src)
         needed = uses_sigma(denoiser)
@@ -249,8 +253,9 @@ def denoise_file(
             "sigma": round(sigma, 2) if options.sigma is not None or needed else None,
             "sigma_source": _sigma_source(options.sigma, needed),
             "sigma_estimate": None if estimate is None else round(estimate, 2),
-            "chunk": options.chunk,
-            "overlap": overlap,
+            "chunk": None if streamed else options.chunk,
+            "overlap": None if streamed else overlap,
+            "streamed": streamed,
             "tile": tile_summary(tile, info.height, info.width),
             "blind": not needed,
             "noise": noise["overall"],
@@ -267,7 +272,11 @@ def denoise_file(
                          start_pts=cut_start) as writer:  # fmt: skip
             summary["plan"] = writer.plan.to_json()
             reporter.started(info, summary)
-            run = _ChunkRun(denoiser, sigma, options.chunk, overlap, tile, controls)
+            run: _ChunkRun | _StreamRun
+            if streamed:
+                run = _StreamRun(denoiser, sigma, controls)
+            else:
+                run = _ChunkRun(denoiser, sigma, options.chunk, overlap, tile, controls)
             with compile_notices(reporter.warned):  # a first run says what it compiles
                 for frame in run.frames(stream):
                     writer.write(frame)
@@ -402,21 +411,21 @@ class _Lookahead:
     """A frame iterator with a buffer: `fill(n)` reads until n frames are buffered."""
 
     def __init__(self, frames: Iterator[Frame]) -> None:
-        self._frames = frames
+        self.frames = frames
         self.buffer: deque[Frame] = deque()
         self.ended = False
 
     def fill(self, count: int) -> list[Frame]:
         while len(self.buffer) < count and not self.ended:
             try:
-                self.buffer.append(next(self._frames))
+                self.buffer.append(next(self.frames))
             except StopIteration:
                 self.ended = True
         return list(self.buffer)
 
     def close(self) -> None:
         """Close the reader (and its file) now rather than whenever it is collected."""
-        close = getattr(self._frames, "close", None)
+        close = getattr(self.frames, "close", None)
         if close is not None:
             close()
         self.buffer.clear()
@@ -424,6 +433,53 @@ class _Lookahead:
     def drop_before(self, index: int) -> None:
         while self.buffer and self.buffer[0].index < index:
             self.buffer.popleft()
+
+
+def streams(denoiser: Denoiser, options: DenoiseOptions, height: int, width: int) -> bool:
+    """Whether a run goes one frame at a time (`denoisers.frame_stream`) rather than in chunk
+    windows: the denoiser offers it, no --tile is asked for, and its working set for a whole
+    frame fits the budget that tiles are otherwise sized from (`work_budget`)."""
+    per_pixel = getattr(denoiser, "stream_bytes_per_pixel", None)
+    if per_pixel is None or options.tile is not None or frame_stream(denoiser, 0.0) is None:
+        return False
+    return height * width * per_pixel <= work_budget(denoiser, 1, height, width)
+
+
+def head_frames(denoiser: Denoiser, window: int, streamed: bool) -> int:
+    """Frames read before the first is denoised, σ and the noise report taken from them: a
+    chunk window and one more (to know whether another follows), or for a streamed run
+    2·context + 1 (a window's frames would only sit in memory)."""
+    return 2 * denoiser.context + 1 if streamed else window + 1
+
+
+class _StreamRun:
+    """The frame loop of a streamed run: each frame is pushed into the denoiser's
+    `frame_stream` as it is read and comes out as soon as the stream completes it."""
+
+    def __init__(self, denoiser: Denoiser, sigma: float, controls: Controls | None = None):
+        self.denoiser, self.sigma = denoiser, sigma
+        self.controls = controls or Controls()
+
+    def frames(self, stream: _Lookahead) -> Iterator[Frame]:
+        """Yield the denoised frames in order."""
+        run = frame_stream(self.denoiser, self.sigma)
+        assert run is not None
+        waiting: deque[Frame] = deque()  # pushed, not yet out
+        while True:
+            ended = not stream.fill(1)
+            if ended:
+                outs = run.close()
+            else:
+                frame = stream.buffer.popleft()
+                waiting.append(frame)
+                outs = run.push(torch.from_numpy(frame.rgb).permute(2, 0, 1))
+            for out in outs:
+                frame = waiting.popleft()
+                rgb = np.ascontiguousarray(out.permute(1, 2, 0).numpy())
+                rgb = apply_controls(frame.rgb, rgb, self.controls)
+                yield dataclasses.replace(frame, rgb=rgb)
+            if ended:
+                return
 
 
 class _ChunkRun:

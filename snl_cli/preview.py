@@ -21,6 +21,7 @@ import dataclasses
 import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,18 @@ from snl_cli.noise import noise_report
 from snl_cli.pipeline import (
     DenoiseOptions,
     Reporter,
+    Tile,
     _ChunkRun,
     _Lookahead,
     _pick_sigma,
     _report_matrix,
     _Silent,
+    _StreamRun,
     auto_tile,
     check_options,
+    head_frames,
+    streams,
+    temporal_reach,
     tile_summary,
 )
 from snl_cli.video import Frame, probe, read_frames
@@ -120,21 +126,33 @@ def make_preview(
     overlap = denoiser.context if options.overlap is None else options.overlap
     chunk = options.chunk
     window = chunk + 2 * overlap
-    tile = options.tile or auto_tile(denoiser, window, info.height, info.width)
-    # σ as the full run picks it: from the first window (+1) of the clip, when it is used.
+    streamed = streams(denoiser, options, info.height, info.width)
+    if streamed:
+        tile: Tile = max(info.height, info.width)
+    else:
+        tile = options.tile or auto_tile(denoiser, window, info.height, info.width)
+    # σ as the full run picks it: from the clip's first frames, when it is used.
     blind = not uses_sigma(denoiser)
-    head = [] if blind else list(_take(read_frames(src), window + 1))
+    head = [] if blind else list(_take(read_frames(src), head_frames(denoiser, window, streamed)))
     sigma, _ = _pick_sigma(options.sigma, head, reporter, not blind)
     del head
-    first_k, last_k = window_range(index, chunk, overlap)
-    start = max(0, first_k * chunk - overlap)
-    stop = (last_k + 1) * chunk + overlap + 1  # +1: the full run looks one frame ahead
     margin = GRAIN_MARGIN if (options.grain or strengths) else 0
     region = (max(0, y - margin), min(info.height, y + h + margin),
               max(0, x - margin), min(info.width, x + w + margin))  # fmt: skip
-    run = _ChunkRun(denoiser, sigma, chunk, overlap, tile, Controls(),
-                    first_window=first_k, region=region, focus=index)  # fmt: skip
-    stream = _Lookahead(read_frames(src, start=start, stop=stop))
+    windows: list[int] | None = None
+    run: _ChunkRun | _StreamRun
+    if streamed:  # the frames within reach of the frame, as a clip of their own
+        reach = temporal_reach(denoiser)
+        start, stop = max(0, index - reach), index + reach + 1
+        run = _StreamRun(denoiser, sigma)
+    else:
+        first_k, last_k = window_range(index, chunk, overlap)
+        windows = [first_k, last_k]
+        start = max(0, first_k * chunk - overlap)
+        stop = (last_k + 1) * chunk + overlap + 1  # +1: the full run looks one frame ahead
+        run = _ChunkRun(denoiser, sigma, chunk, overlap, tile, Controls(),
+                        first_window=first_k, region=region, focus=index)  # fmt: skip
+    stream = _Lookahead(_remembering(read_frames(src, start=start, stop=stop), index))
     try:
         denoised, noisy = _frame_of(run, stream, index, src)
     finally:
@@ -172,7 +190,8 @@ def make_preview(
             for label, box in zip(labels, boxes, strict=True)
         ],
         "tile": tile_summary(tile, info.height, info.width),
-        "windows": [first_k, last_k],
+        "windows": windows,
+        "streamed": streamed,
         "chunk": chunk,
         "overlap": overlap,
         "seconds": round(time.perf_counter() - started, 3),
@@ -239,14 +258,36 @@ def _clip_crop(
     return x, y, min(w, width - x), min(h, height - y)
 
 
+class _remembering:
+    """The frames of a reader, keeping the input of frame `index` (`.kept`) as it passes."""
+
+    def __init__(self, frames: Iterator[Frame], index: int) -> None:
+        self.frames, self.index = frames, index
+        self.kept: np.ndarray | None = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self
+
+    def __next__(self) -> Frame:
+        frame = next(self.frames)
+        if frame.index == self.index:
+            self.kept = frame.rgb
+        return frame
+
+    def close(self) -> None:
+        close = getattr(self.frames, "close", None)
+        if close is not None:
+            close()
+
+
 def _frame_of(
-    run: _ChunkRun, stream: _Lookahead, index: int, src: Path
+    run: _ChunkRun | _StreamRun, stream: _Lookahead, index: int, src: Path
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(denoised, input) RGB of frame `index`, from the chunk loop that holds it."""
+    """(denoised, input) RGB of frame `index`, from the run that holds it."""
     for frame in run.frames(stream):
         if frame.index == index:
-            # The window just added still holds the frame's input in the read-ahead buffer.
-            noisy = next(f.rgb for f in stream.buffer if f.index == index)
+            noisy = stream.frames.kept
+            assert noisy is not None
             return frame.rgb, noisy
     raise InputError(f"frame {index} could not be decoded", src)
 

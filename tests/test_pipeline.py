@@ -446,7 +446,8 @@ def test_tiled_peak_memory_does_not_grow_with_clip_length(tmp_path: Path, weight
     if weights:  # 10-frame windows at 400 B per pixel
         cfg = STANConfig(channels=(8, 16), heads=2, qk_dim=4, attn_blocks=1, ws=5, topk=4, k_agg=2)
         save_stan(STAN(cfg), tmp_path / "tiny.safetensors", {"note": "untrained"})
-        stan, budget = str(tmp_path / "tiny.safetensors"), str(160 << 20)
+        # 36 MB: too little for the stream (300 B per pixel of a frame), so windows are tiled
+        stan, budget = str(tmp_path / "tiny.safetensors"), str(36 << 20)
     size = (480, 272)
     short = _gradient_clip(tmp_path / "short.mkv", 24, size)
     long = _gradient_clip(tmp_path / "long.mkv", 72, size)
@@ -506,3 +507,30 @@ def test_a_level_reading_stan_is_told_the_clips_sigma(tmp_path: Path) -> None:
     assert 5 < estimate_sigma(frames) < 20  # noise of sigma 12.75 on a smooth pattern
     assert summary["sigma_source"] == "estimated"
     assert summary["sigma"] == pytest.approx(estimate_sigma(frames), abs=0.01)
+
+
+def test_stan_streams_and_writes_what_a_whole_clip_window_writes(tmp_path: Path) -> None:
+    """On the CPU STAN runs one frame at a time (`snl_cli.model.stream`); the files it
+    writes equal, bit for bit, a chunked run whose one window holds the whole clip."""
+    from snl_cli.model.stan import STAN, STANConfig
+    from snl_cli.model.weights import save_stan
+
+    torch.manual_seed(4)
+    cfg = STANConfig(channels=(8, 16), heads=2, qk_dim=4, attn_blocks=2, ws=3, topk=4, k_agg=2,
+                     input_frames=3, level_input=True)  # fmt: skip
+    model = STAN(cfg)
+    torch.nn.init.normal_(model.out.weight, std=0.1)  # not the identity
+    weights = tmp_path / "small.safetensors"
+    save_stan(model, weights, {"note": "random"})
+    src = tmp_path / "noisy"
+    _noisy_folder(src, 9, (60, 44), sigma=20)
+    common = dict(model="stan", weights=str(weights), sigma=20.0)
+    streamed = denoise_file(src, tmp_path / "a", DenoiseOptions(**common))
+    chunked = denoise_file(src, tmp_path / "b", DenoiseOptions(**common, chunk=64, tile=4096))
+    assert streamed["streamed"] and streamed["chunk"] is None and streamed["tile"] is None
+    assert not chunked["streamed"] and chunked["chunk"] == 64
+    a = np.stack([media.decode_rgb(p)[0] for p in sorted((tmp_path / "a").iterdir())])
+    b = np.stack([media.decode_rgb(p)[0] for p in sorted((tmp_path / "b").iterdir())])
+    source = np.stack([media.decode_rgb(p)[0] for p in sorted(src.iterdir())])
+    assert a.shape == source.shape and np.abs(a - source).max() > 10 / 255
+    np.testing.assert_array_equal(a, b)

@@ -27,12 +27,14 @@ def _aggregate_kernel(
     dists: np.ndarray,
     scale: np.ndarray,
     mix: np.ndarray,
+    first: int,
     out: np.ndarray,
 ) -> None:
-    """out (B*T, h, w, heads*Ch) = the attention output of every query.
+    """out (B*T, h, w, heads*Ch) = the attention output of the queries of T frames,
+    frames first..first+T-1 of the Tk frames of qk and v.
 
-    qk: (B*T, h, w, 2*heads*qk), queries then keys; v: (B*T, h, w, heads*Ch);
-    inds: (B, heads, T, h, w, K, 3) whole-pixel (frame, y, x) positions;
+    qk: (B*Tk, h, w, 2*heads*qk), queries then keys; v: (B*Tk, h, w, heads*Ch);
+    inds: (B, heads, T, h, w, K, 3) whole-pixel (frame of the Tk, y, x) positions;
     dists: (B, heads, T, h, w, K), or shape (0, ...) to compute them from q and k;
     scale: (heads,); mix: (heads, Ch_out, k_agg * Ch_in). All C-contiguous.
 
@@ -40,6 +42,7 @@ def _aggregate_kernel(
     wraparound on every access (and mixing uint64 with int64 gives float64, hence the casts).
     """
     B, heads, T, h, w, K = inds.shape[:6]
+    Tk = qk.shape[0] // B
     Ch = mix.shape[1]
     k_agg = mix.shape[2] // Ch
     C2, C = qk.shape[3], v.shape[3]
@@ -57,7 +60,7 @@ def _aggregate_kernel(
         t = (task // h) % T
         b = (task // (h * T)) % B
         hd = task // (h * T * B)
-        n = b * T + t
+        n = b * T + t  # the output's frame; the query's own is b * Tk + first + t
         d = np.empty(K, np.float32)
         pixel = np.empty(K, np.uint64)  # flat pixel index (frame row, y, x) of each match
         best = np.empty(k_agg, np.float32)
@@ -65,13 +68,14 @@ def _aggregate_kernel(
         stack = np.empty(k_agg * Ch, np.float32)
         for x in range(w):
             here = (n * h + y) * w + x
+            own = ((b * Tk + first + t) * h + y) * w + x
             for j in range(K):
-                f = b * T + int(inds[b, hd, t, y, x, j, 0])
+                f = b * Tk + int(inds[b, hd, t, y, x, j, 0])
                 yy = mirror(int(inds[b, hd, t, y, x, j, 1]), h)
                 xx = mirror(int(inds[b, hd, t, y, x, j, 2]), w)
                 pixel[j] = uint64((f * h + yy) * w + xx)
             if recompute:
-                q0 = uint64(here * C2 + hd * dim)
+                q0 = uint64(own * C2 + hd * dim)
                 for j in range(K):
                     k0 = pixel[j] * uint64(C2) + uint64(split + hd * dim)
                     s = np.float32(0.0)
@@ -129,24 +133,27 @@ def aggregate(
     dists: Tensor | None,
     scale: Tensor,
     mix: Tensor,
+    first: int = 0,
 ) -> Tensor:
-    """Attention output of every query, fused (inference only, CPU).
+    """Attention output of the queries of T frames, fused (inference only, CPU).
 
     Args:
-        qk: (B*T, 2*heads*qk, h, w), queries then keys; v: (B*T, heads*Ch, h, w); any
+        qk: (B*Tk, 2*heads*qk, h, w), queries then keys; v: (B*Tk, heads*Ch, h, w); any
             memory format (channels-last float32 is read in place).
-        inds: (B, heads, T, h, w, K, 3) whole-pixel match positions (frame in the clip, y, x).
+        inds: (B, heads, T, h, w, K, 3) whole-pixel match positions (frame in the Tk, y, x)
+            of the queries of frames first..first+T-1 (all Tk frames: T = Tk, first = 0).
         dists: (B, heads, T, h, w, K) distances of those matches, or None to compute them.
         scale: (heads,) softmax temperature; mix: (heads, Ch, k_agg, Ch) learned combination.
 
     Returns:
         (B*T, heads*Ch, h, w) float32, channels-last.
     """
-    BT, C, h, w = v.shape
+    B, _, T = inds.shape[:3]
+    C, h, w = v.shape[1:]
     k_agg = min(mix.shape[2], inds.shape[-2])
     heads, ch = mix.shape[:2]
     flat_mix = mix[:, :, :k_agg].float().reshape(heads, ch, k_agg * ch).contiguous()
-    out = torch.empty(BT, C, h, w, memory_format=torch.channels_last)
+    out = torch.empty(B * T, C, h, w, memory_format=torch.channels_last)
     no_dists = np.zeros((0, 1, 1, 1, 1, 1), np.float32)
     _aggregate_kernel(
         channels_last_array(qk),
@@ -155,6 +162,7 @@ def aggregate(
         no_dists if dists is None else dists.float().contiguous().numpy(),
         scale.float().contiguous().numpy(),
         flat_mix.numpy(),
+        first,
         out.permute(0, 2, 3, 1).numpy(),
     )
     return out

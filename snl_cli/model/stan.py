@@ -178,12 +178,15 @@ class ShiftedNLSAttention(nn.Module):
         x = x + self.proj(out.to(x.dtype))
         return self.ffn(x)
 
-    def _aggregate_fused(self, qk: Tensor, v: Tensor, inds: Tensor, dists: Tensor | None) -> Tensor:
-        """The CPU inference path: `attend_cpu.aggregate` on the projections as they are."""
+    def _aggregate_fused(
+        self, qk: Tensor, v: Tensor, inds: Tensor, dists: Tensor | None, first: int = 0
+    ) -> Tensor:
+        """The CPU inference path: `attend_cpu.aggregate` on the projections as they are
+        (the queries of inds' frames, frames first.. of qk and v)."""
         from snl_cli.model import attend_cpu
 
         scale = self.log_scale.exp()
-        return attend_cpu.aggregate(qk, v, inds, dists, scale, self.mix)
+        return attend_cpu.aggregate(qk, v, inds, dists, scale, self.mix, first)
 
     def _aggregate(
         self, q: Tensor, k: Tensor, v: Tensor, inds: Tensor, dists: Tensor | None, backend: str

@@ -151,6 +151,7 @@ def shifted_nls(
     dist: str = SearchSpec.dist,
     heads: int = SearchSpec.heads,
     full_ws: bool = SearchSpec.full_ws,
+    queries: tuple[int, int] | None = None,
     backend: str = "auto",
 ) -> tuple[Tensor, Tensor]:
     """Shifted non-local search: the top-k patch matches of every query in nearby frames.
@@ -164,17 +165,58 @@ def shifted_nls(
         topk: matches kept; stride0: query grid stride; stride1: search grid spacing;
         dist: "l2" (smaller is better) or "prod" (larger is better); heads: channel groups
         searched independently; full_ws: clamp window centres so the window stays inside.
+        queries: (first, stop) to search only the queries of frames first..stop-1, each in
+            its window of the whole clip (streaming inference: one new frame at a time);
+            offsets then hold those frames only, (B, stop-first, Wn, 2, nH, nW), and so do
+            the outputs. Inference only (no gradients).
         backend: "auto", "torch", "cpu", "cuda" or "emulate".
 
     Returns:
         dists (B, heads, T, nH, nW, topk), best first; inds (B, heads, T, nH, nW, topk, 3),
         float absolute (t', y, x) of each match. Differentiable in q, k and offsets.
     """
+    first, stop = (0, q.shape[1]) if queries is None else _check_queries(queries, q)
+    some = None
+    if offsets is not None and queries is not None:
+        n = stop - first
+        if not isinstance(offsets, Tensor) or offsets.dim() != 6 or offsets.shape[1] != n:
+            shape = tuple(offsets.shape) if isinstance(offsets, Tensor) else type(offsets).__name__
+            raise ValueError(f"offsets: expected (B, {n}, Wn, 2, nH, nW) for queries "
+                             f"{queries}, got {shape}")  # fmt: skip
+        some = _frames_at(offsets, first, q.shape[1])
     spec = make_spec(
-        q, k, offsets, ws=ws, wt=wt, ps=ps, topk=topk, stride0=stride0, stride1=stride1,
-        dist=dist, heads=heads, full_ws=full_ws,
+        q, k, offsets if some is None else some, ws=ws, wt=wt, ps=ps, topk=topk,
+        stride0=stride0, stride1=stride1, dist=dist, heads=heads, full_ws=full_ws,
     )  # fmt: skip
-    return pick_backend(backend, q.device).search(q, k, offsets, spec)
+    module = pick_backend(backend, q.device)
+    if queries is None:
+        return module.search(q, k, offsets, spec)
+    with torch.no_grad():
+        found = getattr(module, "search_queries", lambda *_: None)(q, k, offsets, spec, first, stop)
+        if found is None:  # this backend searches whole clips: search it, keep the frames
+            dists, inds = module.search(q, k, some, spec)
+            found = dists[:, :, first:stop], inds[:, :, first:stop]
+    return found
+
+
+def _check_queries(queries: object, q: Tensor) -> tuple[int, int]:
+    T = q.shape[1] if isinstance(q, Tensor) and q.dim() == 5 else 0
+    if (
+        not isinstance(queries, tuple)
+        or len(queries) != 2
+        or not all(isinstance(x, int) and not isinstance(x, bool) for x in queries)
+        or not 0 <= queries[0] < queries[1] <= T
+    ):
+        raise ValueError(f"queries: expected (first, stop) with 0 <= first < stop <= {T}, "
+                         f"got {queries!r}")  # fmt: skip
+    return queries
+
+
+def _frames_at(x: Tensor, first: int, T: int) -> Tensor:
+    """x (B, n, ...) placed at frames first..first+n-1 of a (B, T, ...) tensor of zeros."""
+    full = x.new_zeros(x.shape[0], T, *x.shape[2:])
+    full[:, first : first + x.shape[1]] = x
+    return full
 
 
 def _check_inds(inds: object, v: Tensor) -> Tensor:

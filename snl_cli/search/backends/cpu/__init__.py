@@ -272,25 +272,43 @@ def int_layout(k: Tensor, heads: int, pad: int, s1: int) -> tuple[np.ndarray, in
 
 
 def _search_forward_int(
-    q: Tensor, k: Tensor, offsets: Tensor | None, spec: SearchSpec
+    q: Tensor,
+    k: Tensor,
+    offsets: Tensor | None,
+    spec: SearchSpec,
+    queries: tuple[int, int] | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """`search_forward` with method "int"."""
+    """`search_forward` with method "int"; `queries` (first, stop) searches only the queries
+    of those frames (offsets then hold only theirs, see `search_queries`)."""
     int_kernels = _int_kernels()
     dtype = q.detach().numpy().dtype
-    frames, slots = _window_tables(spec)
+    first, stop = queries or (0, spec.T)
+    frames, slots = (table[first:stop] for table in _window_tables(spec))
     args = search_args(spec, has_offsets=offsets is not None)
     s1 = int(spec.stride1)
     kcol_pad = int_kernels.layout_pad(spec.ws, spec.ps, s1)
-    dists = np.empty((spec.B, spec.heads, spec.T, spec.nH, spec.nW, spec.topk), dtype)
+    dists = np.empty((spec.B, spec.heads, stop - first, spec.nH, spec.nW, spec.topk), dtype)
     inds = np.empty((*dists.shape, 3), dtype)
     off = np.zeros((1, 1, 1, 2, 1, 1), dtype) if offsets is None else _np(offsets)
-    with _threads(_search_work(spec)):
+    with _threads(_search_work(spec) * (stop - first) / spec.T):
         kpad, Wp = int_layout(k, spec.heads, kcol_pad, s1)
         int_kernels.search_forward_int(
-            _np(q), kpad, off, frames, slots, args, mirror_table(spec.H, args.pad),
-            mirror_table(spec.W, args.pad), kcol_pad, Wp, dists, inds,
+            _np(q[:, first:stop]), kpad, off, frames, slots, args,
+            mirror_table(spec.H, args.pad), mirror_table(spec.W, args.pad), kcol_pad, Wp,
+            dists, inds,
         )  # fmt: skip
     return torch.from_numpy(dists), torch.from_numpy(inds)
+
+
+def search_queries(
+    q: Tensor, k: Tensor, offsets: Tensor | None, spec: SearchSpec, first: int, stop: int
+) -> tuple[Tensor, Tensor] | None:
+    """Forward only: the search of the queries of frames first..stop-1 alone, offsets
+    (B, stop-first, Wn, 2, nH, nW) or None, when the search is on whole pixels with offsets
+    ("int"); None otherwise (the caller then searches every frame and keeps those)."""
+    if offsets is None or forward_method(offsets, spec) != "int":
+        return None
+    return _search_forward_int(q, k, offsets, spec, (first, stop))
 
 
 def _buckets(inds: Tensor, heads: int, T: int) -> tuple[np.ndarray, np.ndarray]:

@@ -177,15 +177,19 @@ def search_forward_int(
     See the module docstring for the layout and the selection.
 
     Args:
-        q: (B, T, C, H, W) query frames.
-        kpad: flat padded key rows (see the module docstring), Wp long, kcol_pad = pad.
-        offsets: (B, T, Wn, 2, nH, nW) with integer values, read only when args.has_offsets.
-        frames, slots: (T, Wt) window frames of each t and their offsets slot (-1: t itself).
+        q: (B, Tq, C, H, W) query frames: the clip's, or a run of them (`frames` says
+            which key frames each one searches; Tq = len(frames)).
+        kpad: flat padded key rows of all args.T frames (see the module docstring), Wp
+            long, kcol_pad = pad.
+        offsets: (B, Tq, Wn, 2, nH, nW) with integer values, read only when args.has_offsets.
+        frames, slots: (Tq, Wt) window frames of each query frame and their offsets slot
+            (-1: the query's own frame).
         args: the search's scalars (`SearchArgs`; stride1 and the full_ws clamp whole numbers).
         rows, cols: mirror tables with offset args.pad (query patches and key rows).
-        dists: out, (B, heads, T, nH, nW, K); inds: out, (B, heads, T, nH, nW, K, 3).
+        dists: out, (B, heads, Tq, nH, nW, K); inds: out, (B, heads, Tq, nH, nW, K, 3).
     """
-    B, heads, T, H, W, Ch = args.B, args.heads, args.T, args.H, args.W, args.Ch
+    B, heads, H, W, Ch = args.B, args.heads, args.H, args.W, args.Ch
+    T = frames.shape[0]  # query frames; the key rows hold args.T
     ws, ps, stride0, s1 = args.ws, args.ps, args.stride0, int(args.stride1)
     is_l2, full_ws, pad = args.is_l2, args.full_ws, args.pad
     nH, nW, K = dists.shape[3], dists.shape[4], dists.shape[5]
@@ -214,7 +218,7 @@ def search_forward_int(
         h = (n // (nH * T)) % heads
         b = n // (nH * T * heads)
         y = i * stride0
-        head_row = (b * heads + h) * T
+        head_row = (b * heads + h) * args.T
         qpatch = np.empty(ps * ps * Ch, dtype=q.dtype)  # sign * q: key = l2 or -prod
         keys_all = np.empty(n_vectors * LANES, dtype=q.dtype)
         smallest = np.empty(4 * LANES, dtype=q.dtype)
