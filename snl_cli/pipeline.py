@@ -22,6 +22,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,7 +35,7 @@ from snl_cli.controls import Controls, apply_controls, check_controls, matrix_of
 from snl_cli.defaults import DEFAULT_CHUNK, WORK_BUDGET
 from snl_cli.denoisers import Denoiser, compile_notices, frame_stream, make_denoiser, uses_sigma
 from snl_cli.errors import InputError, UsageError
-from snl_cli.heap import steady_heap
+from snl_cli.heap import pooled_heap, steady_heap
 from snl_cli.noise import SIGMA_RANGE, estimate_sigma, noise_report, pick_frames
 from snl_cli.video import ClipInfo, Frame, VideoWriter, check_output_path, probe, read_frames
 from snl_cli.video.plan import check_frame_size, plan_output
@@ -49,6 +50,12 @@ MEMORY_SHARE = 0.5  # of the memory available when the run starts, for auto tile
 RESIDENT_BASE = 400 << 20
 PIPELINE_BYTES_PER_PIXEL = 40
 Tile = int | tuple[int, int]  # a square tile's side, or (height, width), halo included
+# A streamed run takes its buffers from a pooled heap (`heap.pooled_heap`: 1.6x faster at
+# 960x540, 1.5x at 1920x1080) when its footprint then stays small: it grows to ~1600 bytes
+# per pixel of a frame besides the process (1.26 GB peak at 960x540, 3.7 GB at 1920x1080,
+# against 0.97 and 2.6 GB with each buffer its own mmap).
+POOLED_BYTES_PER_PIXEL = 1600
+POOL_BUDGET = 3 << 29  # 1.5 GiB: frames up to ~1 megapixel (1280x720)
 
 
 @dataclass(frozen=True)
@@ -465,21 +472,25 @@ class _StreamRun:
         run = frame_stream(self.denoiser, self.sigma)
         assert run is not None
         waiting: deque[Frame] = deque()  # pushed, not yet out
-        while True:
-            ended = not stream.fill(1)
-            if ended:
-                outs = run.close()
-            else:
-                frame = stream.buffer.popleft()
-                waiting.append(frame)
-                outs = run.push(torch.from_numpy(frame.rgb).permute(2, 0, 1))
-            for out in outs:
-                frame = waiting.popleft()
-                rgb = np.ascontiguousarray(out.permute(1, 2, 0).numpy())
-                rgb = apply_controls(frame.rgb, rgb, self.controls)
-                yield dataclasses.replace(frame, rgb=rgb)
-            if ended:
-                return
+        head = stream.fill(1)
+        pixels = head[0].rgb.shape[0] * head[0].rgb.shape[1] if head else 0
+        pooled = pixels * POOLED_BYTES_PER_PIXEL <= POOL_BUDGET
+        with pooled_heap() if pooled else nullcontext():  # reuse the same pages every frame
+            while True:
+                ended = not stream.fill(1)
+                if ended:
+                    outs = run.close()
+                else:
+                    frame = stream.buffer.popleft()
+                    waiting.append(frame)
+                    outs = run.push(torch.from_numpy(frame.rgb).permute(2, 0, 1))
+                for out in outs:
+                    frame = waiting.popleft()
+                    rgb = np.ascontiguousarray(out.permute(1, 2, 0).numpy())
+                    rgb = apply_controls(frame.rgb, rgb, self.controls)
+                    yield dataclasses.replace(frame, rgb=rgb)
+                if ended:
+                    return
 
 
 class _ChunkRun:
