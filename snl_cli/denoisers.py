@@ -164,7 +164,10 @@ class StanDenoiser:
     uses_sigma = False
     halo = 32
     bytes_per_pixel = 400  # measured 348-403 (480x272, 480x544; 8, 16 frames), see defaults
-    stream_bytes_per_pixel = 300  # of one frame, the whole working set of `stream`
+    # of one frame, a streamed run's whole footprint besides the process: measured peaks of
+    # `make bench-laptop` (0.4 GB of process): 1.22 GB at 960x540 (pooled heap), 2.55 GB at
+    # 1920x1080 (mmap regime), see `pipeline.POOLED_BYTES_PER_PIXEL`
+    stream_bytes_per_pixel = 1600
 
     def __init__(
         self, model: torch.nn.Module, manifest: dict, device: torch.device, bf16: bool | None = None

@@ -199,7 +199,9 @@ def denoise_file(
             `options.model`.
 
     Returns:
-        Summary: input, output, model, device, frames, seconds, fps, sigma (used; None
+        Summary: input, output, model, device, frames, seconds, fps, first_frame_seconds
+        (from the call, the model's loading included, to the first frame handed to the
+        encoder), streamed (one frame at a time, or in chunk windows), sigma (used; None
         for a blind denoiser without a given σ), sigma_source ("given", "estimated" or
         "unused"), sigma_estimate, blind, noise (what the first frames show), chunk,
         overlap, tile, width, height and the writer's plan.
@@ -208,6 +210,7 @@ def denoise_file(
         InputError, OutputError, UsageError, WeightsError: one-line failures.
         KeyboardInterrupt: passed on after the temporary output is removed.
     """
+    entered = time.perf_counter()
     options = options or DenoiseOptions()
     reporter = reporter or _Silent()
     check_options(options)
@@ -233,9 +236,10 @@ def denoise_file(
             f"({denoiser.context} frames): chunk boundaries may show"
         )
     window = options.chunk + 2 * overlap
-    streamed = streams(denoiser, options, info.height, info.width)
+    streamed = streams(denoiser, options)
     if streamed:
         tile: Tile = max(info.height, info.width)
+        _warn_stream_memory(denoiser, info, reporter)
     else:
         tile = options.tile or auto_tile(denoiser, window, info.height, info.width)
     controls = options.controls(info.color.get("space"))
@@ -287,6 +291,8 @@ def denoise_file(
             with compile_notices(reporter.warned):  # a first run says what it compiles
                 for frame in run.frames(stream):
                     writer.write(frame)
+                    if not summary["frames"]:
+                        summary["first_frame_seconds"] = round(time.perf_counter() - entered, 3)
                     summary["frames"] += 1
                     reporter.advanced(1)
             _account_for_losses(summary, info, writer, options, reporter, _is_cut(options))
@@ -442,14 +448,24 @@ class _Lookahead:
             self.buffer.popleft()
 
 
-def streams(denoiser: Denoiser, options: DenoiseOptions, height: int, width: int) -> bool:
+def streams(denoiser: Denoiser, options: DenoiseOptions) -> bool:
     """Whether a run goes one frame at a time (`denoisers.frame_stream`) rather than in chunk
-    windows: the denoiser offers it, no --tile is asked for, and its working set for a whole
-    frame fits the budget that tiles are otherwise sized from (`work_budget`)."""
-    per_pixel = getattr(denoiser, "stream_bytes_per_pixel", None)
-    if per_pixel is None or options.tile is not None or frame_stream(denoiser, 0.0) is None:
-        return False
-    return height * width * per_pixel <= work_budget(denoiser, 1, height, width)
+    windows: whenever the denoiser offers it and no --tile is asked for. It is the faster and
+    the smaller of the two at every size: a chunk window alone holds 40 frames of ~40 bytes
+    per pixel, where the whole streamed run takes `stream_bytes_per_pixel` of one frame."""
+    return options.tile is None and frame_stream(denoiser, 0.0) is not None
+
+
+def _warn_stream_memory(denoiser: Denoiser, info: ClipInfo, reporter: Reporter) -> None:
+    """Say so when a streamed run is predicted to need more memory than is available."""
+    per_pixel = getattr(denoiser, "stream_bytes_per_pixel", 0)
+    need = RESIDENT_BASE + info.height * info.width * per_pixel
+    have = available_memory(denoiser.device)
+    if need > have:
+        reporter.warned(
+            f"{info.path}: one frame at a time this clip needs ~{need / 1e9:.1f} GB, more than "
+            f"the {have / 1e9:.1f} GB available; pass --tile to cut frames into tiles"
+        )
 
 
 def head_frames(denoiser: Denoiser, window: int, streamed: bool) -> int:

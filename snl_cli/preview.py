@@ -1,18 +1,15 @@
 """A look before the long run: `make_preview(src, png, options)` denoises one frame's crop.
 
 The preview computes exactly what `snl denoise` with the same options would write for
-that crop, bit for bit, and only that: of the chunk windows that hold the frame, only the
-frames within `pipeline.temporal_reach` (2·context: 8 for STAN) of it, and of each frame
-only the tiles of the full run's tile grid that touch the crop (plus a margin for
---grain's blur). It starts from the same σ (estimated on the clip's first window, as the
-full run does) and applies the same controls. Its cost is therefore that of the tiles
-touching the crop over at most 4·context + 1 frames per window (17 for STAN, of 40): when
-the full run would not tile the frame, the whole frame is denoised (exactness needs it); a
-smaller `--tile`, given to both commands, makes the preview faster.
-
-The image: one panel per variant side by side at 100 % pixels (input first), each under a
-label naming the options (model, σ or "blind", strength/luma/chroma/grain) and, on the
-input, the noise estimate per channel.
+that crop, bit for bit, and only that. A streamed run (STAN on the CPU) is replayed on the
+frames within the model's context of the frame (`stream_range`: 9 frames for STAN, 17 near
+the clip's ends), whole frames. A chunked run is replayed, of the chunk windows that hold
+the frame, on the frames within `pipeline.temporal_reach` (2·context) of it, and of each
+frame on the tiles of the full run's tile grid that touch the crop (plus a margin for
+--grain's blur): when the full run would not tile the frame, the whole frame is denoised
+(exactness needs it); a smaller `--tile`, given to both commands, makes it faster. The
+preview starts from the same σ (estimated on the clip's first frames, as the full run
+does) and applies the same controls.
 """
 
 from __future__ import annotations
@@ -45,7 +42,6 @@ from snl_cli.pipeline import (
     check_options,
     head_frames,
     streams,
-    temporal_reach,
     tile_summary,
 )
 from snl_cli.video import Frame, probe, read_frames
@@ -64,6 +60,17 @@ def window_range(frame: int, chunk: int, overlap: int) -> tuple[int, int]:
     first = max(0, (frame - overlap - chunk) // chunk + 1)  # (k+1)·chunk + overlap > frame
     last = (frame + overlap) // chunk  # k·chunk − overlap <= frame
     return first, last
+
+
+def stream_range(frame: int, frames: int, context: int) -> tuple[int, int]:
+    """The frames [start, stop) a streamed preview of `frame` runs as a clip of its own.
+
+    Inside the clip the output at t depends on the frames within `context` of it only, so a
+    clip cut there computes it exactly; within 2·context of the clip's ends, where temporal
+    search windows slide inward, on up to 2·context (`pipeline.temporal_reach`).
+    """
+    reach = context if context * 2 <= frame < frames - 2 * context else 2 * context
+    return max(0, frame - reach), frame + reach + 1
 
 
 def parse_crop(text: str) -> tuple[int, int, int, int]:
@@ -126,7 +133,7 @@ def make_preview(
     overlap = denoiser.context if options.overlap is None else options.overlap
     chunk = options.chunk
     window = chunk + 2 * overlap
-    streamed = streams(denoiser, options, info.height, info.width)
+    streamed = streams(denoiser, options)
     if streamed:
         tile: Tile = max(info.height, info.width)
     else:
@@ -142,8 +149,7 @@ def make_preview(
     windows: list[int] | None = None
     run: _ChunkRun | _StreamRun
     if streamed:  # the frames within reach of the frame, as a clip of their own
-        reach = temporal_reach(denoiser)
-        start, stop = max(0, index - reach), index + reach + 1
+        start, stop = stream_range(index, info.frames, denoiser.context)
         run = _StreamRun(denoiser, sigma)
     else:
         first_k, last_k = window_range(index, chunk, overlap)

@@ -414,8 +414,9 @@ def test_peak_memory_does_not_grow_with_clip_length(tmp_path: Path) -> None:
 
 
 def test_stan_peak_memory_does_not_grow_with_clip_length(tmp_path: Path) -> None:
-    """STAN's forward takes its temporaries from the heap (`snl_cli.heap.roomy_heap`) and
-    trims it after each window: the footprint must still not grow with the clip."""
+    """STAN streams frames (`snl_cli.model.stream`) with its buffers in a pooled heap
+    (`snl_cli.heap.pooled_heap`, trimmed only at the end): the footprint must still not grow
+    with the clip, 16 frames against 64 within 10%."""
     from snl_cli.model.stan import STAN, STANConfig
     from snl_cli.model.weights import save_stan
 
@@ -427,39 +428,27 @@ def test_stan_peak_memory_does_not_grow_with_clip_length(tmp_path: Path) -> None
     long = _gradient_clip(tmp_path / "long.mkv", 64, size)
     peak_short = _peak_rss_kib(short, tmp_path / "short_out.mkv", str(weights))
     peak_long = _peak_rss_kib(long, tmp_path / "long_out.mkv", str(weights))
-    assert peak_long <= 1.3 * peak_short, (peak_short, peak_long)
+    assert peak_long <= 1.1 * peak_short, (peak_short, peak_long)
     assert len(media.video_frames_meta(tmp_path / "long_out.mkv")) == 64
 
 
-# the tiny STAN variant takes ~10 min on two shared cores: under `make bench` (slow)
-@pytest.mark.parametrize(
-    "weights", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["stand-in", "stan"]
-)
-def test_tiled_peak_memory_does_not_grow_with_clip_length(tmp_path: Path, weights: bool) -> None:
-    """The tiled path: with a working-set budget too small for whole 480x272 windows,
-    auto_tile cuts the frames on its own, and the footprint stays within 10% from 3 windows
-    to 9. For the stand-in, the tiles also bound it: an untiled run peaks higher."""
-    from snl_cli.model.stan import STAN, STANConfig
-    from snl_cli.model.weights import save_stan
-
-    stan, budget = "", str(32 << 20)  # the stand-in: 12-frame windows, 64 B per pixel
-    if weights:  # 10-frame windows at 400 B per pixel
-        cfg = STANConfig(channels=(8, 16), heads=2, qk_dim=4, attn_blocks=1, ws=5, topk=4, k_agg=2)
-        save_stan(STAN(cfg), tmp_path / "tiny.safetensors", {"note": "untrained"})
-        # 36 MB: too little for the stream (300 B per pixel of a frame), so windows are tiled
-        stan, budget = str(tmp_path / "tiny.safetensors"), str(36 << 20)
+def test_tiled_peak_memory_does_not_grow_with_clip_length(tmp_path: Path) -> None:
+    """The tiled path (a chunked denoiser; STAN streams whole frames instead, see
+    `test_stan_peak_memory_does_not_grow_with_clip_length`): with a working-set budget too
+    small for whole 480x272 windows, auto_tile cuts the frames on its own, and the footprint
+    stays within 10% from 3 windows to 9; an untiled run peaks higher."""
+    budget = str(32 << 20)  # the stand-in: 12-frame windows, 64 B per pixel
     size = (480, 272)
     short = _gradient_clip(tmp_path / "short.mkv", 24, size)
     long = _gradient_clip(tmp_path / "long.mkv", 72, size)
     tiles: list = []
-    peak_short = _peak_rss_kib(short, tmp_path / "s.mkv", stan, budget, tiled=tiles)
-    peak_long = _peak_rss_kib(long, tmp_path / "l.mkv", stan, budget, tiled=tiles)
+    peak_short = _peak_rss_kib(short, tmp_path / "s.mkv", "", budget, tiled=tiles)
+    peak_long = _peak_rss_kib(long, tmp_path / "l.mkv", "", budget, tiled=tiles)
     assert tiles[0] is not None and tiles[0] == tiles[1], tiles
     assert peak_long <= 1.1 * peak_short, (peak_short, peak_long)
     assert len(media.video_frames_meta(tmp_path / "l.mkv")) == 72
-    if not weights:
-        untiled = _peak_rss_kib(long, tmp_path / "u.mkv", stan, str(8 << 30), tiled=tiles)
-        assert tiles[2] is None and peak_long < untiled, (peak_long, untiled, tiles)
+    untiled = _peak_rss_kib(long, tmp_path / "u.mkv", "", str(8 << 30), tiled=tiles)
+    assert tiles[2] is None and peak_long < untiled, (peak_long, untiled, tiles)
 
 
 def test_stan_weights_plug_into_the_pipeline(tmp_path: Path) -> None:

@@ -98,7 +98,7 @@ def test_preview_crop_equals_the_full_run(tmp_path, noisy_frames, frame, crop, c
         assert model.pixels == (4 + 3) * 68 * 68
 
 
-@pytest.mark.parametrize("frame", [0, 6, 13])
+@pytest.mark.parametrize("frame", [0, 6, 7, 8, 13])
 def test_stan_preview_equals_the_full_run(tmp_path, noisy_frames, frame):
     """A small STAN with the shipped architecture's temporal structure (input stack, two
     attention blocks, flows): its preview, which runs only the frames within 2·context of the

@@ -99,7 +99,8 @@ def render_summary(summary: dict[str, Any]) -> None:
     fps = summary["fps"] or 0.0
     out_console.print(
         f"denoised {summary['frames']} frames in {summary['seconds']:.1f} s "
-        f"({fps:.2f} fps), {_told(summary)}, model {summary['model']} -> "
+        f"({fps:.2f} fps, the first after {summary.get('first_frame_seconds') or 0:.1f} s), "
+        f"{_told(summary)}, model {summary['model']} -> "
         f"{summary['output']}",
         markup=False,
         soft_wrap=True,

@@ -32,12 +32,15 @@ class ProgressReporter:
     def started(self, clip: ClipInfo, summary: dict[str, Any]) -> None:
         sigma = summary["sigma"]
         told = "blind" if sigma is None else f"sigma {sigma:g} ({summary['sigma_source']})"
-        tiles = f", tiles of {summary['tile']} px" if summary["tile"] else ""
+        if summary.get("streamed"):
+            how = "one frame at a time"
+        else:
+            tiles = f", tiles of {summary['tile']} px" if summary["tile"] else ""
+            how = f"chunk {summary['chunk']} overlap {summary['overlap']}{tiles}"
         info(
             f"{summary['input']} -> {summary['output']}: {clip.frames} frames "
             f"{clip.width}x{clip.height}, model {summary['model']} on {summary['device']}, "
-            f"{told}, chunk {summary['chunk']} "
-            f"overlap {summary['overlap']}{tiles}"
+            f"{told}, {how}"
         )
         if summary.get("noise") is not None:
             info(noise_line(summary))
