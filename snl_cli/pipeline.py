@@ -479,9 +479,18 @@ class _StreamRun:
     """The frame loop of a streamed run: each frame is pushed into the denoiser's
     `frame_stream` as it is read and comes out as soon as the stream completes it."""
 
-    def __init__(self, denoiser: Denoiser, sigma: float, controls: Controls | None = None):
+    def __init__(
+        self,
+        denoiser: Denoiser,
+        sigma: float,
+        controls: Controls | None = None,
+        pooled: bool | None = None,
+    ):
+        """`pooled`: run in `heap.pooled_heap` (None: when the frame is small enough, see
+        POOLED_BYTES_PER_PIXEL); it changes the speed and the footprint, not the output."""
         self.denoiser, self.sigma = denoiser, sigma
         self.controls = controls or Controls()
+        self.pooled = pooled
 
     def frames(self, stream: _Lookahead) -> Iterator[Frame]:
         """Yield the denoised frames in order."""
@@ -490,7 +499,9 @@ class _StreamRun:
         waiting: deque[Frame] = deque()  # pushed, not yet out
         head = stream.fill(1)
         pixels = head[0].rgb.shape[0] * head[0].rgb.shape[1] if head else 0
-        pooled = pixels * POOLED_BYTES_PER_PIXEL <= POOL_BUDGET
+        pooled = self.pooled
+        if pooled is None:
+            pooled = pixels * POOLED_BYTES_PER_PIXEL <= POOL_BUDGET
         with pooled_heap() if pooled else nullcontext():  # reuse the same pages every frame
             while True:
                 ended = not stream.fill(1)

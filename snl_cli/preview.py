@@ -150,7 +150,7 @@ def make_preview(
     run: _ChunkRun | _StreamRun
     if streamed:  # the frames within reach of the frame, as a clip of their own
         start, stop = stream_range(index, info.frames, denoiser.context)
-        run = _StreamRun(denoiser, sigma)
+        run = _StreamRun(denoiser, sigma, pooled=True)  # a few frames: speed over footprint
     else:
         first_k, last_k = window_range(index, chunk, overlap)
         windows = [first_k, last_k]

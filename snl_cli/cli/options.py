@@ -44,7 +44,15 @@ SigmaOpt = Annotated[
         "harder.",
     ),
 ]
-ChunkOpt = Annotated[int, typer.Option("--chunk", min=1, help="Frames denoised together.")]
+ChunkOpt = Annotated[
+    int,
+    typer.Option(
+        "--chunk",
+        min=1,
+        help="Frames denoised together in a chunked run (STAN on the CPU "
+        "streams frames one at a time unless --tile is given).",
+    ),
+]
 OverlapOpt = Annotated[
     int | None,
     typer.Option(
@@ -54,7 +62,11 @@ OverlapOpt = Annotated[
 TileOpt = Annotated[
     int | None,
     typer.Option(
-        "--tile", min=64, metavar="PX", help=r"Largest tile side \[default: from free memory]."
+        "--tile",
+        min=64,
+        metavar="PX",
+        help=r"Largest tile side; runs in chunk windows \[default: STAN on the CPU streams "
+        r"whole frames; other runs tile from the free memory].",
     ),
 ]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where to run.")]
