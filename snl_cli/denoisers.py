@@ -66,22 +66,27 @@ class Denoiser(Protocol):
 class FrameStream(Protocol):
     """A denoiser's run over one clip, frame by frame (see `frame_stream`)."""
 
-    def push(self, frame: Tensor) -> list[Tensor]:
+    def push(self, frame: Tensor) -> list[Tensor | None]:
         """Take the clip's next frame (3, H, W) float32 in [0, 1]; return the outputs
-        (3, H, W) that it completes, in order."""
+        (3, H, W) that it completes, in order (None: out of a focus, not computed)."""
         ...
 
-    def close(self) -> list[Tensor]:
+    def close(self) -> list[Tensor | None]:
         """End the clip; return the outputs still to come."""
         ...
 
 
-def frame_stream(denoiser: Denoiser, sigma: float) -> FrameStream | None:
+def frame_stream(
+    denoiser: Denoiser, sigma: float, focus: tuple[int, int] | None = None
+) -> FrameStream | None:
     """A run of `denoiser` over a clip one frame at a time, when it offers one (`stream`):
     it computes what `__call__` computes on the whole clip, untiled, in the memory of a
-    few frames (`stream_bytes_per_pixel` per pixel of one frame); None otherwise."""
+    few frames (`stream_bytes_per_pixel` per pixel of one frame); None otherwise. `focus`
+    (frame, frames): only that frame's output, of a clip of `frames` frames, is computed."""
     make = getattr(denoiser, "stream", None)
-    return None if make is None else make(sigma)
+    if make is None:
+        return None
+    return make(sigma) if focus is None else make(sigma, focus=focus)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -181,7 +186,7 @@ class StanDenoiser:
         self.uses_sigma = bool(model.cfg.level_input)
         self.bf16 = bf16_supported(device) if bf16 is None else bf16
 
-    def stream(self, sigma: float) -> FrameStream | None:
+    def stream(self, sigma: float, focus: tuple[int, int] | None = None) -> FrameStream | None:
         """The model run one frame at a time (`snl_cli.model.stream.STANStream`: the same
         outputs as `__call__` on the whole clip, in ~STREAM_BYTES_PER_PIXEL of one frame),
         on the CPU; None on a GPU, where whole windows keep the device busy."""
@@ -189,7 +194,7 @@ class StanDenoiser:
             return None
         from snl_cli.model.stream import STANStream
 
-        return STANStream(self.model, level=float(sigma), bf16=self.bf16)
+        return STANStream(self.model, level=float(sigma), bf16=self.bf16, focus=focus)
 
     def __call__(self, clip: Tensor, sigma: float) -> Tensor:
         import torch

@@ -485,16 +485,19 @@ class _StreamRun:
         sigma: float,
         controls: Controls | None = None,
         pooled: bool | None = None,
+        focus: tuple[int, int] | None = None,
     ):
         """`pooled`: run in `heap.pooled_heap` (None: when the frame is small enough, see
-        POOLED_BYTES_PER_PIXEL); it changes the speed and the footprint, not the output."""
+        POOLED_BYTES_PER_PIXEL); it changes the speed and the footprint, not the output.
+        `focus` (frame, frames): only that frame of a clip of `frames` frames is denoised
+        (`snl preview`); the others come out as their input (not valid)."""
         self.denoiser, self.sigma = denoiser, sigma
         self.controls = controls or Controls()
-        self.pooled = pooled
+        self.pooled, self.focus = pooled, focus
 
     def frames(self, stream: _Lookahead) -> Iterator[Frame]:
         """Yield the denoised frames in order."""
-        run = frame_stream(self.denoiser, self.sigma)
+        run = frame_stream(self.denoiser, self.sigma, self.focus)
         assert run is not None
         waiting: deque[Frame] = deque()  # pushed, not yet out
         head = stream.fill(1)
@@ -513,6 +516,9 @@ class _StreamRun:
                     outs = run.push(torch.from_numpy(frame.rgb).permute(2, 0, 1))
                 for out in outs:
                     frame = waiting.popleft()
+                    if out is None:  # out of focus
+                        yield frame
+                        continue
                     rgb = np.ascontiguousarray(out.permute(1, 2, 0).numpy())
                     rgb = apply_controls(frame.rgb, rgb, self.controls)
                     yield dataclasses.replace(frame, rgb=rgb)

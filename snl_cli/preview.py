@@ -3,13 +3,13 @@
 The preview computes exactly what `snl denoise` with the same options would write for
 that crop, bit for bit, and only that. A streamed run (STAN on the CPU) is replayed on the
 frames within the model's context of the frame (`stream_range`: 9 frames for STAN, 17 near
-the clip's ends), whole frames. A chunked run is replayed, of the chunk windows that hold
-the frame, on the frames within `pipeline.temporal_reach` (2·context) of it, and of each
-frame on the tiles of the full run's tile grid that touch the crop (plus a margin for
---grain's blur): when the full run would not tile the frame, the whole frame is denoised
-(exactness needs it); a smaller `--tile`, given to both commands, makes it faster. The
-preview starts from the same σ (estimated on the clip's first frames, as the full run
-does) and applies the same controls.
+the clip's ends), whole frames, computing only what the frame's output depends on. A
+chunked run is replayed, of the chunk windows that hold the frame, on the frames within
+`pipeline.temporal_reach` (2·context) of it, and of each frame on the tiles of the full
+run's tile grid that touch the crop (plus a margin for --grain's blur): when the full run
+would not tile the frame, the whole frame is denoised (exactness needs it); a smaller
+`--tile`, given to both commands, makes it faster. The preview starts from the same σ
+(estimated on the clip's first frames, as the full run does) and applies the same controls.
 """
 
 from __future__ import annotations
@@ -150,7 +150,8 @@ def make_preview(
     run: _ChunkRun | _StreamRun
     if streamed:  # the frames within reach of the frame, as a clip of their own
         start, stop = stream_range(index, info.frames, denoiser.context)
-        run = _StreamRun(denoiser, sigma, pooled=True)  # a few frames: speed over footprint
+        focus = (index - start, min(stop, info.frames) - start)
+        run = _StreamRun(denoiser, sigma, pooled=True, focus=focus)  # speed over footprint
     else:
         first_k, last_k = window_range(index, chunk, overlap)
         windows = [first_k, last_k]

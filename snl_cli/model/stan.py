@@ -352,7 +352,12 @@ class STAN(nn.Module):
         if levels is not None:
             plane = (levels / LEVEL_SCALE).to(stacked).view(-1, 1, 1, 1).expand(-1, 1, H, W)
             stacked = torch.cat([stacked, plane], 1)
-        y = self.act(self.inp(stacked.contiguous(memory_format=torch.channels_last)))
+        return self._encode_stacked(stacked.contiguous(memory_format=torch.channels_last))
+
+    def _encode_stacked(self, stacked: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Encoder of input stacks (N, n*3 [+1 level plane], H, W), channels-last: bottleneck
+        features (N, c[-1], H/s, W/s) and the skip tensors."""
+        y = self.act(self.inp(stacked))
         skips = []
         for enc, dn in zip(self.enc, self.downs, strict=True):
             y = enc(y)

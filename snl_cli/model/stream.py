@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from snl_cli.flow import estimate_flows
-from snl_cli.model.stan import STAN, attention_path
+from snl_cli.model.stan import LEVEL_SCALE, STAN, STANConfig, attention_path
 from snl_cli.search import accumulate_flows, shifted_nls
 from snl_cli.search.spec import SearchSpec
 
@@ -52,15 +52,24 @@ class STANStream:
         flows: estimate DIS flows between consecutive frames (as `StanDenoiser` does);
             False runs the search without offsets (as `STAN.forward` without flows).
         bf16: run the convolutions under bfloat16 autocast (as `StanDenoiser` does).
+        focus: (frame, frames): compute only what the output of that frame of a clip of
+            `frames` frames depends on (`snl preview`); the other outputs come out as None.
 
     Shape:
         push(frame (3, H, W) float in [0, 1]) and close() -> list of (3, H, W) outputs.
     """
 
     def __init__(
-        self, model: STAN, level: float = 0.0, flows: bool = True, bf16: bool = False
+        self,
+        model: STAN,
+        level: float = 0.0,
+        flows: bool = True,
+        bf16: bool = False,
+        focus: tuple[int, int] | None = None,
     ) -> None:
         self.model, self.cfg, self.bf16 = model, model.cfg, bf16
+        self.needed = None if focus is None else needed_frames(self.cfg, focus[1], focus[0])
+        self.frames = None if focus is None else focus[1]
         self.level = torch.tensor([float(level)]) if self.cfg.level_input else None
         self.flows = flows and self.cfg.attn_blocks > 0 and self.cfg.wt > 0
         self.inputs: dict[int, Tensor] = {}  # (1, 3, Hp, Wp) padded, channels-last
@@ -78,14 +87,17 @@ class STANStream:
 
     # --- frames in, frames out ------------------------------------------------------------
 
-    def push(self, frame: Tensor) -> list[Tensor]:
+    def push(self, frame: Tensor) -> list[Tensor | None]:
         """Take the next frame; return the outputs it completes."""
         with self._running():
             return self._push(frame)
 
-    def close(self) -> list[Tensor]:
+    def close(self) -> list[Tensor | None]:
         """End the clip; return the outputs still to come."""
         with self._running():
+            if self.frames is not None and self.received != self.frames:
+                raise ValueError(f"the clip has {self.received} frames, not the {self.frames} "
+                                 "its focus was computed for")  # fmt: skip
             if not self.ended:
                 self.ended = True
                 if self.flows and self.received:
@@ -102,7 +114,7 @@ class STANStream:
             assert attention_path(torch.device("cpu"), "cpu") == "fused"
             yield
 
-    def _push(self, frame: Tensor) -> list[Tensor]:
+    def _push(self, frame: Tensor) -> list[Tensor | None]:
         if self.ended:
             raise RuntimeError("push after close")
         frame = frame.float()
@@ -127,17 +139,23 @@ class STANStream:
 
     # --- the schedule ---------------------------------------------------------------------
 
-    def _advance(self) -> list[Tensor]:
+    def _advance(self) -> list[Tensor | None]:
         out = []
         progress = True
         while progress:
             progress = self._encode_next()
             for b in range(self.cfg.attn_blocks):
                 progress |= self._attend_next(b)
-            if self.decoded in self.blocks[-1].x:
+            last = self.blocks[-2].done if self.cfg.attn_blocks else self.encoded
+            if self.decoded < last:  # the last level has passed the next frame to decode
                 out.append(self._decode_next())
                 progress = True
         return out
+
+    def _wanted(self, level: int, t: int) -> bool:
+        """Whether frame t's features at `level` (0: the encoder's; b + 1: block b's) are
+        computed: always, or with a focus, when its output depends on them."""
+        return self.needed is None or t in self.needed[level]
 
     def _window(self, t: int) -> list[int] | None:
         """Frames of t's temporal search window (`SearchSpec.window` of the whole clip), or
@@ -157,8 +175,16 @@ class STANStream:
             return False
         last = self.received - 1
         stack = [self.inputs[min(max(i, 0), last)] for i in range(t - r, t + r + 1)]
-        rows = torch.arange(len(stack)).view(1, -1)
-        bottom, skips = self.model._encode(torch.cat(stack), rows, self.level)
+        if not self._wanted(0, t):
+            self.encoded += 1
+            self._forget_inputs()
+            return True
+        if self.level is not None:  # the level plane, as `STAN.forward` builds it
+            level = (self.level / LEVEL_SCALE).view(1, 1, 1, 1)
+            stack.append(level.expand(1, 1, *stack[0].shape[-2:]))
+        # one copy into the channels-last stack the first convolution reads
+        stacked = torch.cat(stack, 1).contiguous(memory_format=torch.channels_last)
+        bottom, skips = self.model._encode_stacked(stacked)
         self.blocks[0].x[t] = bottom
         self.skips[t] = skips
         self.encoded += 1
@@ -168,6 +194,9 @@ class STANStream:
     def _attend_next(self, b: int) -> bool:
         block, state, after = self.model.attn[b], self.blocks[b], self.blocks[b + 1]
         t = state.done
+        if t < self.received and not self._wanted(b + 1, t):
+            state.done += 1
+            return True
         window = self._window(t) if t < self.received else None
         if window is None or any(f not in state.x for f in window):
             return False
@@ -216,8 +245,13 @@ class STANStream:
             queries=(at, at + 1), backend="cpu",
         )  # fmt: skip
 
-    def _decode_next(self) -> Tensor:
+    def _decode_next(self) -> Tensor | None:
         t = self.decoded
+        if t not in self.blocks[-1].x:  # not in focus
+            self.skips.pop(t, None)
+            self.decoded += 1
+            self._forget_inputs()
+            return None
         bottom = self.blocks[-1].x.pop(t)
         skips = self.skips.pop(t)
         out = self.inputs[t] + self.model._decode(bottom, skips)
@@ -257,3 +291,16 @@ class STANStream:
         H, W = self.size
         s = self.cfg.scale
         return torch.zeros(2, -(-H // s), -(-W // s))
+
+
+def needed_frames(cfg: STANConfig, frames: int, focus: int) -> list[set[int]]:
+    """The frames whose features the output at `focus` depends on, in a clip of `frames`
+    frames, per level (0: the encoder's output, b + 1: attention block b's): block b at query
+    q reads the level-b features of q's temporal window (`SearchSpec.window`)."""
+    if not 0 <= focus < frames:
+        raise ValueError(f"focus: expected a frame in [0, {frames}), got {focus}")
+    spec = SearchSpec(B=1, T=frames, C=1, H=2, W=2, wt=cfg.wt)
+    levels = [{focus}]
+    for _ in range(cfg.attn_blocks):
+        levels.insert(0, {f for q in levels[0] for f in spec.window(q)})
+    return levels

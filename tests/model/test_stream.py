@@ -125,3 +125,34 @@ def test_bad_pushes() -> None:
     stream.close()
     with pytest.raises(RuntimeError, match="close"):
         stream.push(torch.rand(3, 20, 24))
+
+
+@pytest.mark.parametrize("name", ["shipped_shape", "wt2", "no_attention"])
+@pytest.mark.parametrize("focus", [0, 3, 6, 8])
+def test_focus_computes_that_frame_alone(name: str, focus: int) -> None:
+    """With a focus only what that frame's output depends on is computed (`snl preview`):
+    the frame as in a full run, the others None, fewer frames encoded inside the clip."""
+    model, clip = _model(CONFIGS[name], seed=focus), _clip(9, seed=focus)
+    full, _ = _streamed(model, clip, level=12.0)
+    stream = STANStream(model, level=12.0, focus=(focus, 9))
+    encoded = []
+    original = model._encode
+
+    def counting(x, rows, levels):
+        encoded.append(1)
+        return original(x, rows, levels)
+
+    model._encode = counting
+    outs = [out for frame in clip for out in stream.push(frame)] + stream.close()
+    assert [i for i, out in enumerate(outs) if out is not None] == [focus]
+    assert torch.equal(outs[focus], full[focus])
+    if CONFIGS[name].attn_blocks and focus == 3:
+        assert len(encoded) < 9  # inside the clip the windows need fewer frames
+
+
+def test_focus_checks_the_clip_length() -> None:
+    stream = STANStream(_model(SMALL), focus=(1, 4))
+    for frame in _clip(3):
+        stream.push(frame)
+    with pytest.raises(ValueError, match="3 frames, not the 4"):
+        stream.close()
