@@ -92,7 +92,8 @@ StrengthOpt = Annotated[
         max=1.0,
         metavar="S",
         help="Blend of input (0) and full denoise (1), for every model: the output is "
-        "input + S x (denoised - input); the model itself is not steered (--sigma steers it).",
+        "input + S x (denoised - input). It blends rather than steering the shipped STAN's "
+        "noise level, which moves its output too little to span that range (--sigma nudges it).",
     ),
 ]
 LumaOpt = Annotated[
