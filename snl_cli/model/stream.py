@@ -38,7 +38,7 @@ class _Block:
     """One attention block's per-frame state: input features, projections, outputs."""
 
     x: dict[int, Tensor] = field(default_factory=dict)  # (1, C, h, w) block inputs
-    qk: dict[int, Tensor] = field(default_factory=dict)  # (1, 2*heads*qk, h, w) float32
+    qk: dict[int, Tensor] = field(default_factory=dict)  # (1, 2*heads*qk, h, w)
     v: dict[int, Tensor] = field(default_factory=dict)  # (1, C, h, w)
     done: int = 0  # frames this block has run on (its next query frame)
 
@@ -203,7 +203,7 @@ class STANStream:
         for f in window:
             if f not in state.qk:
                 y = block.norm(state.x[f])
-                state.qk[f] = block.to_qk(y).float().contiguous()
+                state.qk[f] = block.to_qk(y)  # as computed (bf16 under autocast): half the bytes
                 state.v[f] = block.to_v(y)
         qk = torch.cat([state.qk[f] for f in window])
         v = torch.cat([state.v[f] for f in window])
@@ -229,7 +229,7 @@ class STANStream:
         """Block 0's search for the queries of window[at] in the window's frames."""
         cfg = self.cfg
         n, _, h, w = qk.shape
-        q, k = qk.reshape(1, n, 2, -1, h, w).unbind(2)
+        q, k = qk.float().contiguous().reshape(1, n, 2, -1, h, w).unbind(2)
         offsets = None
         if self.flows and n > 1:
             # the chains from window[at] never read the last frame's fflow (it may not be
