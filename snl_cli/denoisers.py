@@ -188,7 +188,7 @@ class StanDenoiser:
 
     def stream(self, sigma: float, focus: tuple[int, int] | None = None) -> FrameStream | None:
         """The model run one frame at a time (`snl_cli.model.stream.STANStream`: the same
-        outputs as `__call__` on the whole clip, in ~STREAM_BYTES_PER_PIXEL of one frame),
+        outputs as `__call__` on the whole clip, in `stream_bytes_per_pixel` of one frame),
         on the CPU; None on a GPU, where whole windows keep the device busy."""
         if self.device.type != "cpu":
             return None

@@ -162,6 +162,11 @@ def make_preview(
     stream = _Lookahead(_remembering(read_frames(src, start=start, stop=stop), index))
     try:
         denoised, noisy = _frame_of(run, stream, index, src)
+    except ValueError as exc:
+        if not streamed:
+            raise
+        # the replay ended short of the frames the clip declares (a damaged or cut file)
+        raise InputError(f"frame {index}: {exc}", src) from None
     finally:
         stream.close()
     # Pixels outside the denoised region take the input, so the controls stay finite.

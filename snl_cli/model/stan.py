@@ -329,12 +329,30 @@ class STAN(nn.Module):
         DAVIS dog/goat/kite-surf at sigma 20 and 40)."""
         return self.cfg.scale
 
+    def pool_flows(self, flow: Tensor) -> Tensor:
+        """(B, T, 2, H, W) full-resolution flows -> (B, T, 2, h, w) at the attention's
+        resolution: edge-replicated to a multiple of the scale, averaged, in its pixels."""
+        B, T, _, H, W = flow.shape
+        s = self.cfg.scale
+        pad_h, pad_w = (-H) % s, (-W) % s
+        if pad_h or pad_w:
+            flow = F.pad(flow.reshape(B * T, 2, H, W), (0, pad_w, 0, pad_h), mode="replicate")
+            flow = flow.reshape(B, T, 2, H + pad_h, W + pad_w)
+        return F.avg_pool3d(flow, (1, s, s)) / s if s > 1 else flow
+
+    @staticmethod
+    def level_plane(levels: Tensor, like: Tensor) -> Tensor:
+        """(N, 1, H, W) input planes holding levels (N,) / LEVEL_SCALE, in the dtype and on
+        the device of `like` (N, *, H, W)."""
+        H, W = like.shape[-2:]
+        return (levels / LEVEL_SCALE).to(like).view(-1, 1, 1, 1).expand(-1, 1, H, W)
+
     def offsets(self, flows: tuple[Tensor, Tensor] | None, T: int, backend: str) -> Tensor | None:
-        """Per-neighbour offsets at the bottleneck from full-resolution flows, rounded."""
+        """Per-neighbour offsets at the bottleneck from full-resolution flows (B, T, 2, H, W),
+        rounded."""
         if flows is None or T < 2 or self.cfg.wt == 0:
             return None
-        s = self.cfg.scale
-        fflow, bflow = (F.avg_pool3d(f, (1, s, s)) / s if s > 1 else f for f in flows)
+        fflow, bflow = (self.pool_flows(f) for f in flows)
         chain = "torch" if fflow.is_cpu else backend  # tiny at this scale; the reference is exact
         offsets = accumulate_flows(fflow.float(), bflow.float(), self.cfg.wt, backend=chain)
         # Whole pixels at the attention resolution (stnls' "int" mode): every candidate is a real
@@ -350,8 +368,7 @@ class STAN(nn.Module):
         n, (_, C, H, W) = rows.shape[1], x.shape
         stacked = x[rows.reshape(-1)].reshape(len(rows), n * C, H, W)
         if levels is not None:
-            plane = (levels / LEVEL_SCALE).to(stacked).view(-1, 1, 1, 1).expand(-1, 1, H, W)
-            stacked = torch.cat([stacked, plane], 1)
+            stacked = torch.cat([stacked, self.level_plane(levels, stacked)], 1)
         return self._encode_stacked(stacked.contiguous(memory_format=torch.channels_last))
 
     def _encode_stacked(self, stacked: Tensor) -> tuple[Tensor, list[Tensor]]:
@@ -390,13 +407,6 @@ class STAN(nn.Module):
         x = noisy.reshape(B * T, 3, H, W)
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-            if flows is not None:
-                flows = tuple(
-                    F.pad(
-                        f.reshape(B * T, 2, H, W), (0, pad_w, 0, pad_h), mode="replicate"
-                    ).reshape(B, T, 2, H + pad_h, W + pad_w)
-                    for f in flows
-                )
         with torch.no_grad():
             offsets = self.offsets(flows, T, backend)
         # channels-last convolutions run 1.5-2x faster on CPUs (oneDNN), bf16 or not

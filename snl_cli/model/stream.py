@@ -10,8 +10,9 @@ and each frame is decoded once, as soon as the last block has run on it.
 
 For the shipped model (5 input frames, 2 blocks, wt 1) the output of frame t is written once
 frame t+4 has been read (t+6 near the clip's end, where windows slide inward); it holds the
-inputs of about 7 frames, the skip tensors of 3 and the small 1/4-resolution features of a
-few, whatever the clip's length: ~160 bytes per pixel instead of ~400 per pixel and frame.
+inputs of about 7 frames, the skip tensors of 3 and the 1/4-resolution features, matches
+and projections of a few, whatever the clip's length: 0.83 GB at 1920x1080 (~400 bytes per
+pixel of one frame), where a chunk window took ~400 bytes per pixel of each of its frames.
 
 Frames arrive through `push` and the clip ends with `close`; both return the outputs that
 became ready, in order.
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from snl_cli.flow import estimate_flows
-from snl_cli.model.stan import LEVEL_SCALE, STAN, STANConfig, attention_path
+from snl_cli.model.stan import STAN, STANConfig, attention_path
 from snl_cli.search import accumulate_flows, shifted_nls
 from snl_cli.search.spec import SearchSpec
 
@@ -173,15 +174,14 @@ class STANStream:
         t, r = self.encoded, self.cfg.input_frames // 2
         if not (t < self.received and (self.ended or t + r < self.received)):
             return False
-        last = self.received - 1
-        stack = [self.inputs[min(max(i, 0), last)] for i in range(t - r, t + r + 1)]
         if not self._wanted(0, t):
             self.encoded += 1
             self._forget_inputs()
             return True
-        if self.level is not None:  # the level plane, as `STAN.forward` builds it
-            level = (self.level / LEVEL_SCALE).view(1, 1, 1, 1)
-            stack.append(level.expand(1, 1, *stack[0].shape[-2:]))
+        last = self.received - 1
+        stack = [self.inputs[min(max(i, 0), last)] for i in range(t - r, t + r + 1)]
+        if self.level is not None:
+            stack.append(self.model.level_plane(self.level, stack[0]))
         # one copy into the channels-last stack the first convolution reads
         stacked = torch.cat(stack, 1).contiguous(memory_format=torch.channels_last)
         bottom, skips = self.model._encode_stacked(stacked)
@@ -280,12 +280,7 @@ class STANStream:
 
     def _pool(self, flow: Tensor) -> Tensor:
         """(2, H, W) full-resolution flow -> (2, h, w) at the attention's resolution."""
-        H, W = self.size
-        s = self.cfg.scale
-        flow = F.pad(flow.unsqueeze(0), (0, (-W) % s, 0, (-H) % s), mode="replicate")
-        if s > 1:  # the very op of `STAN.offsets`, for the same float sums
-            flow = F.avg_pool3d(flow.unsqueeze(0), (1, s, s))[0] / s
-        return flow[0].float()
+        return self.model.pool_flows(flow[None, None])[0, 0].float()
 
     def _zero_flow(self) -> Tensor:
         H, W = self.size
