@@ -474,6 +474,11 @@ def train(
                 raise UsageError(f"--input-frames with --init {opts.init}: {exc}") from None
         if opts.architecture.get("level_input"):
             model = model.with_level_input()
+        if opts.architecture.get("depth"):
+            try:
+                model = model.deepen(opts.architecture["depth"])
+            except ValueError as exc:
+                raise UsageError(f"--depth with --init {opts.init}: {exc}") from None
     else:
         arch = opts.architecture
         model = STAN(STANConfig.from_dict(arch) if arch else STANConfig())

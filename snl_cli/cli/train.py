@@ -72,6 +72,14 @@ def train(
     channels: Annotated[
         str, typer.Option(help="UNet widths per level, comma-separated.")
     ] = "16,32,64",
+    depth: Annotated[
+        str | None,
+        typer.Option(
+            help=r"ResBlocks per level, comma-separated like --channels (the last: the "
+            r"bottleneck) \[default: one each, or --init's; more than --init's adds blocks "
+            "that start as the identity].",
+        ),
+    ] = None,
     heads: Annotated[int, typer.Option(min=1, help="Attention heads.")] = 4,
     attn_blocks: Annotated[
         int, typer.Option(min=0, help="Attention blocks (the first searches; 0: plain UNet).")
@@ -110,6 +118,12 @@ def train(
             widths = [int(c) for c in channels.split(",")]
         except ValueError:
             raise typer.BadParameter(f"expected integers like 16,32,64, got {channels!r}") from None
+        try:
+            blocks = [int(d) for d in depth.split(",")] if depth else []
+        except ValueError:
+            raise typer.BadParameter(
+                f"--depth: expected integers like 1,2,3, got {depth!r}"
+            ) from None
         if input_frames is not None and input_frames % 2 == 0:
             raise typer.BadParameter(f"--input-frames: expected an odd number, got {input_frames}")
         opts = TrainOptions(
@@ -140,6 +154,7 @@ def train(
                 "attn_blocks": attn_blocks,
                 "input_frames": input_frames or (None if init else 1),
                 "level_input": level_input,
+                "depth": blocks,
             },
         )
         total = steps or int(minutes * 60)  # the bar counts steps, or seconds without --steps

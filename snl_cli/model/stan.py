@@ -41,6 +41,12 @@ class STANConfig:
     k_agg: int = 10
     input_frames: int = 1  # frames t-r..t+r stacked at the input (early fusion), n = 2r+1
     level_input: bool = False  # one more input plane: the noise level / LEVEL_SCALE
+    depth: tuple[int, ...] = ()  # ResBlocks per level (encoder and decoder; the last: the
+    # bottleneck); () = one each
+
+    def blocks(self, level: int) -> int:
+        """ResBlocks at `level` (0 = full resolution, the last = the bottleneck)."""
+        return self.depth[level] if self.depth else 1
 
     @property
     def context(self) -> int:
@@ -49,9 +55,10 @@ class STANConfig:
         return self.input_frames // 2 + self.attn_blocks * self.wt
 
     def to_dict(self) -> dict:
-        data = {**asdict(self), "channels": list(self.channels)}
-        if not self.level_input:  # manifests written before the option stay as they were
-            del data["level_input"]
+        data = {**asdict(self), "channels": list(self.channels), "depth": list(self.depth)}
+        for name in ("level_input", "depth"):  # manifests written before these stay as they were
+            if not data[name]:
+                del data[name]
         return data
 
     @classmethod
@@ -61,8 +68,9 @@ class STANConfig:
         if unknown:
             raise ValueError(f"unknown STAN config keys: {sorted(unknown)}")
         values = dict(data)
-        if "channels" in values:
-            values["channels"] = tuple(values["channels"])
+        for name in ("channels", "depth"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)
 
     @property
@@ -234,6 +242,11 @@ class ShiftedNLSAttention(nn.Module):
         return self._aggregate(q[:, t : t + 1], k_tall, v_tall, tall, part, backend)
 
 
+def _blocks(channels: int, count: int) -> nn.Sequential:
+    """`count` ResBlocks in a row (an empty Sequential is the identity)."""
+    return nn.Sequential(*[ResBlock(channels) for _ in range(count)])
+
+
 def estimate_level(noisy: Tensor) -> Tensor:
     """(B,) noise level of each clip of noisy (B, T, 3, H, W) in [0, 1], on the 0-255 scale:
     `snl_cli.noise.estimate_sigma` on up to 5 of its frames, as `snl denoise --sigma auto`."""
@@ -277,6 +290,8 @@ class STAN(nn.Module):
         c = cfg.channels
         if cfg.input_frames < 1 or cfg.input_frames % 2 == 0:
             raise ValueError(f"input_frames: expected an odd number >= 1, got {cfg.input_frames}")
+        if cfg.depth and (len(cfg.depth) != len(c) or min(cfg.depth) < 1):
+            raise ValueError(f"depth: expected {len(c)} counts >= 1, got {list(cfg.depth)}")
         planes = 3 * cfg.input_frames + int(cfg.level_input)
         self.inp = nn.Conv2d(planes, c[0], 3, padding=1)
         self.enc = nn.ModuleList([ResBlock(ch) for ch in c[:-1]])
@@ -286,6 +301,12 @@ class STAN(nn.Module):
         self.ups = nn.ModuleList([up(c[i + 1], c[i]) for i in range(len(c) - 1)])
         self.fuse = nn.ModuleList([nn.Conv2d(2 * ch, ch, 1) for ch in c[:-1]])
         self.dec = nn.ModuleList([ResBlock(ch) for ch in c[:-1]])
+        # ResBlocks after the first at each level (none by default: weights written before
+        # `depth` load unchanged)
+        more = [cfg.blocks(i) - 1 for i in range(len(c))]
+        self.enc_more = nn.ModuleList([_blocks(ch, n) for ch, n in zip(c[:-1], more, strict=False)])
+        self.mid_more = _blocks(c[-1], more[-1])
+        self.dec_more = nn.ModuleList([_blocks(ch, n) for ch, n in zip(c[:-1], more, strict=False)])
         self.out = nn.Conv2d(c[0], 3, 3, padding=1)
         nn.init.zeros_(self.out.weight)  # start as the identity: output = noisy input
         nn.init.zeros_(self.out.bias)
@@ -309,6 +330,23 @@ class STAN(nn.Module):
             return self
         planes = self.inp.in_channels
         return self._with_inputs(dataclasses.replace(self.cfg, level_input=True), range(planes))
+
+    def deepen(self, depth: Sequence[int]) -> STAN:
+        """A copy with `depth` ResBlocks per level (at least the current ones), computing what
+        this model computes: each new block's second convolution starts at zero, so the block
+        starts as the identity (fine-tuning then learns to use it)."""
+        cfg = self.cfg
+        if len(depth) != len(cfg.channels) or any(d < cfg.blocks(i) for i, d in enumerate(depth)):
+            have = [cfg.blocks(i) for i in range(len(cfg.channels))]
+            raise ValueError(f"depth: expected {len(have)} counts >= {have}, got {list(depth)}")
+        grown = STAN(dataclasses.replace(cfg, depth=tuple(depth)))
+        for module in grown.modules():
+            if isinstance(module, ResBlock):
+                nn.init.zeros_(module.conv2.weight)
+                nn.init.zeros_(module.conv2.bias)
+        missing, unexpected = grown.load_state_dict(self.state_dict(), strict=False)
+        assert not unexpected and all("_more." in name for name in missing)
+        return grown
 
     def _with_inputs(self, cfg: STANConfig, places: Sequence[int]) -> STAN:
         """A STAN of `cfg` holding these weights, this model's input plane i at the new
@@ -376,17 +414,17 @@ class STAN(nn.Module):
         features (N, c[-1], H/s, W/s) and the skip tensors."""
         y = self.act(self.inp(stacked))
         skips = []
-        for enc, dn in zip(self.enc, self.downs, strict=True):
-            y = enc(y)
+        for enc, more, dn in zip(self.enc, self.enc_more, self.downs, strict=True):
+            y = more(enc(y))
             skips.append(y)
             y = dn(y)
-        return self.mid(y), skips
+        return self.mid_more(self.mid(y)), skips
 
     def _decode(self, y: Tensor, skips: list[Tensor]) -> Tensor:
         """Decoder: bottleneck features and skips -> the residual to add to the noisy frames."""
         for i in reversed(range(len(self.ups))):
             y = self.ups[i](y)
-            y = self.dec[i](self.fuse[i](torch.cat([y, skips[i]], 1)))
+            y = self.dec_more[i](self.dec[i](self.fuse[i](torch.cat([y, skips[i]], 1))))
         return self.out(y)
 
     def forward(

@@ -120,6 +120,23 @@ def test_level_input_adds_a_plane_that_starts_at_zero_and_learns(runner, data, t
     assert model_told.inp.weight[:, planes].abs().max() > 0
 
 
+def test_depth_adds_blocks_that_start_as_the_identity_and_learn(runner, data, tmp_path) -> None:
+    base = tmp_path / "base.safetensors"
+    _train(runner, data, base, 0.02, "--steps", "2")
+    deep = tmp_path / "deep.safetensors"
+    manifest = _train(runner, data, deep, 5, "--init", str(base), "--depth", "1,2,2", "--steps=1")
+    assert manifest["architecture"]["depth"] == [1, 2, 2]
+    model_deep, _ = load_stan(deep)
+    assert len(model_deep.mid_more) == 1 and len(model_deep.enc_more[1]) == 1
+    # one step from zero: the new blocks' second convolutions got a gradient and moved
+    assert model_deep.mid_more[0].conv2.weight.abs().max() > 0
+    clips, _ = data
+    args = ["train", "--data", str(clips.parent), "--out", str(tmp_path / "shallow.safetensors")]
+    result = runner.invoke(app, [*args, "--init", str(deep), "--depth", "1,1,1", "--steps", "1"])
+    assert result.exit_code != 0 and "--depth" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_missing_data_is_a_one_line_error(runner, tmp_path) -> None:
     missing = tmp_path / "nope"
     result = runner.invoke(

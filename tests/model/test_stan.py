@@ -138,6 +138,29 @@ def test_level_input_computes_the_same_then_reads_the_level() -> None:
         torch.testing.assert_close(wide(x, backend="torch", level=estimated), given)
 
 
+def test_deepen_computes_the_same_then_the_new_blocks_count() -> None:
+    torch.manual_seed(7)
+    model = STAN(SMALL).eval()
+    torch.nn.init.normal_(model.out.weight, std=0.1)
+    deep = model.deepen((1, 2, 3)).eval()
+    counts = [len(deep.enc_more[0]), len(deep.enc_more[1]), len(deep.mid_more)]
+    assert counts == [0, 1, 2] and [len(m) for m in deep.dec_more] == [0, 1]
+    assert deep.cfg.depth == (1, 2, 3)
+    x = torch.rand(1, 4, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(deep(x, backend="torch"), model(x, backend="torch"))
+        for block in deep.mid_more:  # once trained, the new blocks change the output
+            torch.nn.init.normal_(block.conv2.weight, std=0.1)
+        assert (deep(x, backend="torch") - model(x, backend="torch")).abs().max() > 1e-4
+    # the architecture round-trips through the manifest's dict; one block each stays unwritten
+    assert STANConfig.from_dict(deep.cfg.to_dict()) == deep.cfg
+    assert "depth" not in SMALL.to_dict()
+    with pytest.raises(ValueError, match="depth"):
+        deep.deepen((1, 1, 3))  # fewer blocks than it has
+    with pytest.raises(ValueError, match="depth"):
+        STAN(STANConfig(channels=(8, 16), depth=(1, 2, 3)))
+
+
 def test_estimate_level_reads_gaussian_noise_on_a_flat_clip() -> None:
     gen = torch.Generator().manual_seed(0)
     flat = torch.full((1, 4, 3, 64, 64), 0.5)

@@ -57,6 +57,7 @@ def _whole(model: STAN, clip: torch.Tensor, level: float, flows: bool, backend: 
 CONFIGS = {
     "shipped_shape": SMALL,
     "wt2": dataclasses.replace(SMALL, wt=2, input_frames=3),
+    "deeper": dataclasses.replace(SMALL, depth=(2, 1, 3)),
     "one_block_single_input": dataclasses.replace(SMALL, attn_blocks=1, input_frames=1),
     "no_attention": dataclasses.replace(SMALL, attn_blocks=0, level_input=False),
 }
