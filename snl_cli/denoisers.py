@@ -76,17 +76,22 @@ class FrameStream(Protocol):
         ...
 
 
+def offers_stream(denoiser: Denoiser) -> bool:
+    """Whether `denoiser` runs one frame at a time (`frame_stream`)."""
+    return bool(getattr(denoiser, "offers_stream", False))
+
+
 def frame_stream(
     denoiser: Denoiser, sigma: float, focus: tuple[int, int] | None = None
 ) -> FrameStream | None:
-    """A run of `denoiser` over a clip one frame at a time, when it offers one (`stream`):
-    it computes what `__call__` computes on the whole clip, untiled, in the memory of a
-    few frames (`stream_bytes_per_pixel` per pixel of one frame); None otherwise. `focus`
-    (frame, frames): only that frame's output, of a clip of `frames` frames, is computed."""
-    make = getattr(denoiser, "stream", None)
-    if make is None:
+    """A run of `denoiser` over a clip one frame at a time, when it offers one
+    (`offers_stream`): it computes what `__call__` computes on the whole clip, untiled, in
+    the memory of a few frames (`stream_bytes_per_pixel` per pixel of one frame); None
+    otherwise. `focus` (frame, frames): only that frame's output, of a clip of `frames`
+    frames, is computed."""
+    if not offers_stream(denoiser):
         return None
-    return make(sigma) if focus is None else make(sigma, focus=focus)
+    return denoiser.stream(sigma, focus)  # type: ignore[attr-defined]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -173,6 +178,10 @@ class StanDenoiser:
     # `make bench-laptop` (0.4 GB of process): 1.22 GB at 960x540 (pooled heap), 2.55 GB at
     # 1920x1080 (mmap regime), see `pipeline.POOLED_BYTES_PER_PIXEL`
     stream_bytes_per_pixel = 1600
+    # of that, what the stream keeps from frame to frame (every tile's, when tiled): the
+    # frames and features of its temporal window, ~0.83 GB at 1920x1080, plus the frames
+    # waiting in the pipeline
+    stream_state_bytes_per_pixel = 500
 
     def __init__(
         self, model: torch.nn.Module, manifest: dict, device: torch.device, bf16: bool | None = None
@@ -186,12 +195,14 @@ class StanDenoiser:
         self.uses_sigma = bool(model.cfg.level_input)
         self.bf16 = bf16_supported(device) if bf16 is None else bf16
 
-    def stream(self, sigma: float, focus: tuple[int, int] | None = None) -> FrameStream | None:
+    @property
+    def offers_stream(self) -> bool:
+        """Streams on the CPU; on a GPU whole windows keep the device busy."""
+        return self.device.type == "cpu"
+
+    def stream(self, sigma: float, focus: tuple[int, int] | None = None) -> FrameStream:
         """The model run one frame at a time (`snl_cli.model.stream.STANStream`: the same
-        outputs as `__call__` on the whole clip, in `stream_bytes_per_pixel` of one frame),
-        on the CPU; None on a GPU, where whole windows keep the device busy."""
-        if self.device.type != "cpu":
-            return None
+        outputs as `__call__` on the whole clip, in `stream_bytes_per_pixel` of one frame)."""
         from snl_cli.model.stream import STANStream
 
         return STANStream(self.model, level=float(sigma), bf16=self.bf16, focus=focus)

@@ -1,17 +1,20 @@
 """Denoise a whole clip with bounded memory: `denoise_file(src, dst, options)`.
 
-Decoding, denoising and encoding are streamed. Frames go through in temporal chunks of
-`chunk` frames with `overlap` frames of context on each side, so consecutive chunk windows
-share 2·overlap frames. A frame's output is the weighted mean over the windows that hold
-it; a window's weight ramps linearly from ~0 at an edge it shares with another window to 1
-at 2·overlap frames inside (clip ends are not shared edges), so the weights of two windows
-sum to one across their overlap and chunk boundaries do not show. Only the current window
-(chunk + 2·overlap frames, plus one read ahead) and the 2·overlap frames still being blended
-are held, whatever the clip's length.
+Decoding, denoising and encoding are streamed. A denoiser that offers a frame stream
+(`denoisers.frame_stream`: STAN on the CPU) takes the frames one at a time and gives each
+output back as soon as it is determined, holding a few frames whatever the clip's length;
+frames larger than a stream's budget are cut into tiles, each with its own stream, fed in
+lockstep (`tiles.TiledStream`, `tiles.stream_tile`).
 
-Frames larger than the tile size are cut into overlapping square tiles, each widened by
-the denoiser's spatial halo and blended with the same kind of linear ramps, so a 4K clip
-fits in the memory that a tile needs.
+Other denoisers go through temporal chunks of `chunk` frames with `overlap` frames of
+context on each side, so consecutive chunk windows share 2·overlap frames. A frame's output
+is the weighted mean over the windows that hold it; a window's weight ramps linearly from ~0
+at an edge it shares with another window to 1 at 2·overlap frames inside (clip ends are not
+shared edges), so the weights of two windows sum to one across their overlap and chunk
+boundaries do not show. Only the current window (chunk + 2·overlap frames, plus one read
+ahead) and the 2·overlap frames still being blended are held. Frames larger than the tile
+size are cut into overlapping tiles (`tiles.denoise_tiled`), so a 4K clip fits in the memory
+that a tile needs.
 """
 
 from __future__ import annotations
@@ -29,18 +32,34 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from snl_cli.controls import Controls, apply_controls, check_controls, matrix_of
 from snl_cli.defaults import DEFAULT_CHUNK, WORK_BUDGET
-from snl_cli.denoisers import Denoiser, compile_notices, frame_stream, make_denoiser, uses_sigma
+from snl_cli.denoisers import (
+    Denoiser,
+    FrameStream,
+    compile_notices,
+    frame_stream,
+    make_denoiser,
+    offers_stream,
+    uses_sigma,
+)
 from snl_cli.errors import InputError, UsageError
 from snl_cli.heap import pooled_heap, steady_heap
 from snl_cli.noise import SIGMA_RANGE, estimate_sigma, noise_report, pick_frames
+from snl_cli.tiles import (
+    MIN_TILE,
+    Tile,
+    TiledStream,
+    denoise_tiled,
+    stream_tile,
+    tile_grid,
+    tile_starts,
+    tile_summary,
+)
 from snl_cli.video import ClipInfo, Frame, VideoWriter, check_output_path, probe, read_frames
 from snl_cli.video.plan import check_frame_size, plan_output
 
-MIN_TILE = 64
 MEMORY_SHARE = 0.5  # of the memory available when the run starts, for auto tiles
 # Resident memory of a CPU run besides the denoiser's working set, measured with
 # `/usr/bin/time -v snl denoise` and psutil (see README, Limitations): ~330-360 MB before the
@@ -49,7 +68,6 @@ MEMORY_SHARE = 0.5  # of the memory available when the run starts, for auto tile
 # for the denoiser, its output and the blend sums.
 RESIDENT_BASE = 400 << 20
 PIPELINE_BYTES_PER_PIXEL = 40
-Tile = int | tuple[int, int]  # a square tile's side, or (height, width), halo included
 # A streamed run takes its buffers from a pooled heap (`heap.pooled_heap`: 1.6x faster at
 # 960x540, 1.5x at 1920x1080) when its footprint then stays small: it grows to ~1600 bytes
 # per pixel of a frame besides the process (1.26 GB peak at 960x540, 3.7 GB at 1920x1080,
@@ -236,12 +254,10 @@ def denoise_file(
             f"({denoiser.context} frames): chunk boundaries may show"
         )
     window = options.chunk + 2 * overlap
-    streamed = streams(denoiser, options)
+    streamed = streams(denoiser)
+    tile = run_tile(denoiser, options, info, window)
     if streamed:
-        tile: Tile = max(info.height, info.width)
-        _warn_stream_memory(denoiser, info, reporter)
-    else:
-        tile = options.tile or auto_tile(denoiser, window, info.height, info.width)
+        _warn_stream_memory(denoiser, info, tile, reporter)
     controls = options.controls(info.color.get("space"))
     start = time.perf_counter()
     stream = _Lookahead(cut_frames(src, options))
@@ -285,7 +301,7 @@ def denoise_file(
             reporter.started(info, summary)
             run: _ChunkRun | _StreamRun
             if streamed:
-                run = _StreamRun(denoiser, sigma, controls)
+                run = _StreamRun(denoiser, sigma, controls, tile=tile)
             else:
                 run = _ChunkRun(denoiser, sigma, options.chunk, overlap, tile, controls)
             with compile_notices(reporter.warned):  # a first run says what it compiles
@@ -448,24 +464,45 @@ class _Lookahead:
             self.buffer.popleft()
 
 
-def streams(denoiser: Denoiser, options: DenoiseOptions) -> bool:
+def streams(denoiser: Denoiser) -> bool:
     """Whether a run goes one frame at a time (`denoisers.frame_stream`) rather than in chunk
-    windows: whenever the denoiser offers it and no --tile is asked for. It is the faster and
-    the smaller of the two at every size: a chunk window alone holds 40 frames of ~40 bytes
-    per pixel, where the whole streamed run takes `stream_bytes_per_pixel` of one frame."""
-    return options.tile is None and frame_stream(denoiser, 0.0) is not None
+    windows: whenever the denoiser offers it. It is the faster and the smaller of the two at
+    every size: a chunk window alone holds 40 frames of ~40 bytes per pixel, where the whole
+    streamed run takes `stream_bytes_per_pixel` of one frame."""
+    return offers_stream(denoiser)
 
 
-def _warn_stream_memory(denoiser: Denoiser, info: ClipInfo, reporter: Reporter) -> None:
-    """Say so when a streamed run is predicted to need more memory than is available."""
-    per_pixel = getattr(denoiser, "stream_bytes_per_pixel", 0)
-    need = RESIDENT_BASE + info.height * info.width * per_pixel
+def run_tile(denoiser: Denoiser, options: DenoiseOptions, info: ClipInfo, window: int) -> Tile:
+    """The tile a run cuts frames into: --tile, else for a streamed run `tiles.stream_tile`,
+    for chunk windows of `window` frames `auto_tile` (max(height, width): no tiles)."""
+    if options.tile is not None:
+        return options.tile
+    if streams(denoiser):
+        return stream_tile(info.height, info.width, denoiser.halo)
+    return auto_tile(denoiser, window, info.height, info.width)
+
+
+def _warn_stream_memory(denoiser: Denoiser, info: ClipInfo, tile: Tile, reporter: Reporter) -> None:
+    """Say so when a streamed run is predicted to need more memory than is available: the
+    state of every tile's stream and one tile's working set (`stream_footprint`)."""
+    need = stream_footprint(denoiser, info.height, info.width, tile)
     have = available_memory(denoiser.device)
     if need > have:
         reporter.warned(
             f"{info.path}: one frame at a time this clip needs ~{need / 1e9:.1f} GB, more than "
-            f"the {have / 1e9:.1f} GB available; pass --tile to cut frames into tiles"
+            f"the {have / 1e9:.1f} GB available; pass a smaller --tile"
         )
+
+
+def stream_footprint(denoiser: Denoiser, height: int, width: int, tile: Tile) -> int:
+    """Predicted peak resident bytes of a streamed run: the process, what the streams keep per
+    pixel of the frame (`stream_state_bytes_per_pixel`) and the working set of one tile
+    (`stream_bytes_per_pixel` less the state)."""
+    per_pixel = getattr(denoiser, "stream_bytes_per_pixel", 0)
+    state = getattr(denoiser, "stream_state_bytes_per_pixel", per_pixel)
+    grid = tile_grid(height, width, tile, denoiser.halo)
+    largest = max((p.y1 - p.y0) * (p.x1 - p.x0) for p in grid)
+    return RESIDENT_BASE + height * width * state + largest * (per_pixel - state)
 
 
 def head_frames(denoiser: Denoiser, window: int, streamed: bool) -> int:
@@ -486,22 +523,34 @@ class _StreamRun:
         controls: Controls | None = None,
         pooled: bool | None = None,
         focus: tuple[int, int] | None = None,
+        tile: Tile | None = None,
+        region: tuple[int, int, int, int] | None = None,
     ):
         """`pooled`: run in `heap.pooled_heap` (None: when the frame is small enough, see
         POOLED_BYTES_PER_PIXEL); it changes the speed and the footprint, not the output.
         `focus` (frame, frames): only that frame of a clip of `frames` frames is denoised
-        (`snl preview`); the others come out as their input (not valid)."""
+        (`snl preview`); the others come out as their input (not valid). `tile`: frames are
+        cut into these tiles, a stream each (None: whole frames); `region` (y0, y1, x0, x1):
+        only the tiles touching it run (pixels elsewhere are not valid)."""
         self.denoiser, self.sigma = denoiser, sigma
         self.controls = controls or Controls()
         self.pooled, self.focus = pooled, focus
+        self.tile, self.region = tile, region
 
     def frames(self, stream: _Lookahead) -> Iterator[Frame]:
         """Yield the denoised frames in order."""
-        run = frame_stream(self.denoiser, self.sigma, self.focus)
-        assert run is not None
         waiting: deque[Frame] = deque()  # pushed, not yet out
         head = stream.fill(1)
-        pixels = head[0].rgb.shape[0] * head[0].rgb.shape[1] if head else 0
+        height, width = head[0].rgb.shape[:2] if head else (0, 0)
+        pixels = height * width
+
+        def tile_stream() -> FrameStream:
+            run = frame_stream(self.denoiser, self.sigma, self.focus)
+            assert run is not None
+            return run
+
+        tile = max(height, width) if self.tile is None else self.tile
+        run = TiledStream(tile_stream, height, width, tile, self.denoiser.halo, self.region)
         pooled = self.pooled
         if pooled is None:
             pooled = pixels * POOLED_BYTES_PER_PIXEL <= POOL_BUDGET
@@ -626,90 +675,6 @@ def ramp_weights(length: int, overlap: int, shared_start: bool, shared_end: bool
         d = min(distances, default=math.inf)
         weights.append(1.0 if overlap == 0 else min(1.0, (d + 0.5) / (2 * overlap)))
     return weights
-
-
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Start positions of tiles of `tile` pixels covering `size` with at least `overlap`."""
-    if tile >= size:
-        return [0]
-    step = max(1, tile - overlap)
-    count = math.ceil((size - tile) / step) + 1
-    return [round(i * (size - tile) / (count - 1)) for i in range(count)]
-
-
-def _axis_ramp(size: int, start: int, length: int, total: int, fade: int) -> Tensor:
-    """1-D blend weight of a tile along one axis: ramps in over `fade` pixels at inner edges."""
-    pos = torch.arange(length, dtype=torch.float32)
-    weight = torch.ones(length)
-    if fade > 0:
-        if start > 0:
-            weight = torch.minimum(weight, (pos + 0.5) / fade)
-        if start + length < total:
-            weight = torch.minimum(weight, (length - pos - 0.5) / fade)
-    return weight
-
-
-def tile_shape(tile: Tile) -> tuple[int, int]:
-    """(height, width) of a tile given as a square side or as (height, width)."""
-    return (tile, tile) if isinstance(tile, int) else (int(tile[0]), int(tile[1]))
-
-
-def tile_summary(tile: Tile, height: int, width: int) -> int | str | None:
-    """What a summary says about tiles: None when one tile holds the frame, the side of a
-    square tile, or "HxW"."""
-    th, tw = tile_shape(tile)
-    if th >= height and tw >= width:
-        return None
-    return th if th == tw else f"{th}x{tw}"
-
-
-def denoise_tiled(
-    denoiser: Denoiser,
-    clip: Tensor,
-    sigma: float,
-    tile: Tile,
-    region: tuple[int, int, int, int] | None = None,
-) -> Tensor:
-    """Run `denoiser` on (T, 3, H, W) in overlapping tiles of at most `tile` pixels a side
-    (an int: square; or (height, width)), halo included.
-
-    Each tile is read with the denoiser's halo of extra context on each inner side and
-    blended linearly over the overlap of neighbouring tiles. With `region` (y0, y1, x0, x1)
-    only the tiles that touch it run: its pixels come out exactly as in a whole run, the
-    pixels no tile covered are 0.
-
-    Returns:
-        (T, 3, H, W) float32 on the CPU.
-    """
-    T, C, H, W = clip.shape
-    device = denoiser.device
-    tile_h, tile_w = tile_shape(tile)
-    if tile_h >= H and tile_w >= W:
-        return denoiser(clip.to(device), sigma).float().cpu()
-    halo = denoiser.halo
-    fade = max(1, halo)
-    core_h, core_w = max(MIN_TILE, tile_h - 2 * halo), max(MIN_TILE, tile_w - 2 * halo)
-    out = torch.zeros(T, C, H, W)
-    total = torch.zeros(1, 1, H, W)
-    for y in tile_starts(H, core_h, fade):
-        for x in tile_starts(W, core_w, fade):
-            h, w = min(core_h, H), min(core_w, W)
-            if region is not None and not _touches(region, y, y + h, x, x + w):
-                continue
-            y0, y1 = max(0, y - halo), min(H, y + h + halo)
-            x0, x1 = max(0, x - halo), min(W, x + w + halo)
-            piece = denoiser(clip[:, :, y0:y1, x0:x1].to(device), sigma).float().cpu()
-            piece = piece[:, :, y - y0 : y - y0 + h, x - x0 : x - x0 + w]
-            weight = _axis_ramp(H, y, h, H, fade).view(-1, 1) * _axis_ramp(W, x, w, W, fade)
-            out[:, :, y : y + h, x : x + w] += piece * weight
-            total[:, :, y : y + h, x : x + w] += weight
-    if region is not None:
-        return torch.where(total > 0, out / total.clamp_min(1e-30), 0.0)
-    return out.div_(total)  # in place: a second frame-sized copy of the window would not fit
-
-
-def _touches(region: tuple[int, int, int, int], y0: int, y1: int, x0: int, x1: int) -> bool:
-    return y0 < region[1] and region[0] < y1 and x0 < region[3] and region[2] < x1
 
 
 def available_memory(device: torch.device) -> int:

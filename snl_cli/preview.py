@@ -3,13 +3,14 @@
 The preview computes exactly what `snl denoise` with the same options would write for
 that crop, bit for bit, and only that. A streamed run (STAN on the CPU) is replayed on the
 frames within the model's context of the frame (`stream_range`: 9 frames for STAN, 17 near
-the clip's ends), whole frames, computing only what the frame's output depends on. A
-chunked run is replayed, of the chunk windows that hold the frame, on the frames within
+the clip's ends), computing only what the frame's output depends on, on the tiles of the
+full run that touch the crop (whole frames when it does not tile them). A chunked run is
+replayed, of the chunk windows that hold the frame, on the frames within
 `pipeline.temporal_reach` (2·context) of it, and of each frame on the tiles of the full
 run's tile grid that touch the crop (plus a margin for --grain's blur): when the full run
-would not tile the frame, the whole frame is denoised (exactness needs it); a smaller
-`--tile`, given to both commands, makes it faster. The preview starts from the same σ
-(estimated on the clip's first frames, as the full run does) and applies the same controls.
+would not tile the frame, the whole frame is denoised (exactness needs it). Either way a
+smaller `--tile`, given to both commands, makes it faster. The preview starts from the same
+σ (estimated on the clip's first frames, as the full run does) and applies the same controls.
 """
 
 from __future__ import annotations
@@ -31,19 +32,18 @@ from snl_cli.noise import noise_report
 from snl_cli.pipeline import (
     DenoiseOptions,
     Reporter,
-    Tile,
     _ChunkRun,
     _Lookahead,
     _pick_sigma,
     _report_matrix,
     _Silent,
     _StreamRun,
-    auto_tile,
     check_options,
     head_frames,
+    run_tile,
     streams,
-    tile_summary,
 )
+from snl_cli.tiles import tile_summary
 from snl_cli.video import Frame, probe, read_frames
 from snl_cli.video.images import quantize
 
@@ -133,11 +133,8 @@ def make_preview(
     overlap = denoiser.context if options.overlap is None else options.overlap
     chunk = options.chunk
     window = chunk + 2 * overlap
-    streamed = streams(denoiser, options)
-    if streamed:
-        tile: Tile = max(info.height, info.width)
-    else:
-        tile = options.tile or auto_tile(denoiser, window, info.height, info.width)
+    streamed = streams(denoiser)
+    tile = run_tile(denoiser, options, info, window)
     # σ as the full run picks it: from the clip's first frames, when it is used.
     blind = not uses_sigma(denoiser)
     head = [] if blind else list(_take(read_frames(src), head_frames(denoiser, window, streamed)))
@@ -151,7 +148,7 @@ def make_preview(
     if streamed:  # the frames within reach of the frame, as a clip of their own
         start, stop = stream_range(index, info.frames, denoiser.context)
         focus = (index - start, min(stop, info.frames) - start)
-        run = _StreamRun(denoiser, sigma, pooled=True, focus=focus)  # speed over footprint
+        run = _StreamRun(denoiser, sigma, pooled=True, focus=focus, tile=tile, region=region)
     else:
         first_k, last_k = window_range(index, chunk, overlap)
         windows = [first_k, last_k]

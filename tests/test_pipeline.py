@@ -26,10 +26,9 @@ from snl_cli.pipeline import (
     auto_tile,
     check_options,
     denoise_file,
-    denoise_tiled,
     ramp_weights,
-    tile_starts,
 )
+from snl_cli.tiles import denoise_tiled, tile_starts
 from snl_cli.video import Frame, is_temp_name
 
 CPU = torch.device("cpu")
@@ -498,9 +497,27 @@ def test_a_level_reading_stan_is_told_the_clips_sigma(tmp_path: Path) -> None:
     assert summary["sigma"] == pytest.approx(estimate_sigma(frames), abs=0.01)
 
 
-def test_stan_streams_and_writes_what_a_whole_clip_window_writes(tmp_path: Path) -> None:
+class _Chunked:
+    """A denoiser as it is, except that it offers no frame stream: runs go in chunk windows."""
+
+    offers_stream = False
+
+    def __init__(self, denoiser) -> None:
+        self.denoiser = denoiser
+
+    def __getattr__(self, name: str):
+        return getattr(self.denoiser, name)
+
+    def __call__(self, clip, sigma):
+        return self.denoiser(clip, sigma)
+
+
+@pytest.mark.parametrize("tile", [None, 100])
+def test_stan_streams_and_writes_what_a_whole_clip_window_writes(tmp_path: Path, tile) -> None:
     """On the CPU STAN runs one frame at a time (`snl_cli.model.stream`); the files it
-    writes equal, bit for bit, a chunked run whose one window holds the whole clip."""
+    writes equal, bit for bit, a chunked run whose one window holds the whole clip; with
+    tiles, a stream per tile equals that window's tiles (`tiles.denoise_tiled`)."""
+    from snl_cli.denoisers import make_denoiser
     from snl_cli.model.stan import STAN, STANConfig
     from snl_cli.model.weights import save_stan
 
@@ -512,11 +529,12 @@ def test_stan_streams_and_writes_what_a_whole_clip_window_writes(tmp_path: Path)
     weights = tmp_path / "small.safetensors"
     save_stan(model, weights, {"note": "random"})
     src = tmp_path / "noisy"
-    _noisy_folder(src, 9, (60, 44), sigma=20)
-    common = dict(model="stan", weights=str(weights), sigma=20.0)
-    streamed = denoise_file(src, tmp_path / "a", DenoiseOptions(**common))
-    chunked = denoise_file(src, tmp_path / "b", DenoiseOptions(**common, chunk=64, tile=4096))
-    assert streamed["streamed"] and streamed["chunk"] is None and streamed["tile"] is None
+    _noisy_folder(src, 9, (150, 100) if tile else (60, 44), sigma=20)
+    options = DenoiseOptions(model="stan", weights=str(weights), sigma=20.0, chunk=64, tile=tile)
+    denoiser = make_denoiser("stan", weights=str(weights), device="cpu")
+    streamed = denoise_file(src, tmp_path / "a", options, denoiser=denoiser)
+    chunked = denoise_file(src, tmp_path / "b", options, denoiser=_Chunked(denoiser))
+    assert streamed["streamed"] and streamed["chunk"] is None and streamed["tile"] == tile
     assert not chunked["streamed"] and chunked["chunk"] == 64
     a = np.stack([media.decode_rgb(p)[0] for p in sorted((tmp_path / "a").iterdir())])
     b = np.stack([media.decode_rgb(p)[0] for p in sorted((tmp_path / "b").iterdir())])

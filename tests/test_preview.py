@@ -98,11 +98,16 @@ def test_preview_crop_equals_the_full_run(tmp_path, noisy_frames, frame, crop, c
         assert model.pixels == (4 + 3) * 68 * 68
 
 
-@pytest.mark.parametrize("frame", [0, 6, 7, 8, 13])
-def test_stan_preview_equals_the_full_run(tmp_path, noisy_frames, frame):
+@pytest.mark.parametrize(
+    ("frame", "tile", "crop"),
+    [(0, None, None), (6, None, None), (7, None, None), (8, None, None), (13, None, None),
+     (7, 100, (4, 10, 30, 40)), (13, 100, (110, 50, 50, 46))],
+)  # fmt: skip
+def test_stan_preview_equals_the_full_run(tmp_path, noisy_frames, frame, tile, crop):
     """A small STAN with the shipped architecture's temporal structure (input stack, two
     attention blocks, flows): its preview, which runs only the frames within 2·context of the
-    frame, writes what the full run writes."""
+    frame (and with tiles only the tiles' streams that touch the crop), writes what the full
+    run writes."""
     from snl_cli.model.stan import STAN, STANConfig
     from snl_cli.model.weights import save_stan
 
@@ -113,14 +118,15 @@ def test_stan_preview_equals_the_full_run(tmp_path, noisy_frames, frame):
     torch.nn.init.normal_(model.out.weight, std=0.1)  # not the identity
     weights = tmp_path / "small.safetensors"
     save_stan(model, weights, {"note": "random"})
-    options = DenoiseOptions(model="stan", weights=str(weights), chunk=12)  # windows cut 18 -> 13
+    options = DenoiseOptions(model="stan", weights=str(weights), chunk=12, tile=tile)
     full = tmp_path / "full"
-    denoise_file(noisy_frames, full, options)
+    assert denoise_file(noisy_frames, full, options)["tile"] == tile  # 4 tiles across
     png = tmp_path / "preview.png"
-    summary = make_preview(noisy_frames, png, options, frame=frame)
+    summary = make_preview(noisy_frames, png, options, frame=frame, crop=crop)
+    x, y, w, h = crop or (0, 0, 160, 96)
     bx, by, bw, bh = summary["panels"][1]["box"]
-    written = _png(sorted(full.iterdir())[frame])
-    source = _png(sorted(noisy_frames.iterdir())[frame])
+    written = _png(sorted(full.iterdir())[frame])[y : y + h, x : x + w]
+    source = _png(sorted(noisy_frames.iterdir())[frame])[y : y + h, x : x + w]
     assert np.abs(written.astype(int) - source).max() > 10  # the model changed the frame
     np.testing.assert_array_equal(_png(png)[by : by + bh, bx : bx + bw], written)
 
