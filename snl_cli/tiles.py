@@ -23,10 +23,11 @@ from snl_cli.denoisers import Denoiser, FrameStream
 
 MIN_TILE = 64
 Tile = int | tuple[int, int]  # a square tile's side, or (height, width), halo included
-# Largest frame (pixels, halo included) a stream runs whole: its footprint grows with the
-# frame (`stream_bytes_per_pixel`; 2.4-2.6 GB peak at 1920x1080) and larger frames go in
-# tiles of at most this many pixels (3840x2160: 2x2)
-STREAM_TILE_PIXELS = 1920 * 1088 + 4 * 64 * 1088
+# A stream's footprint grows with the frame (`stream_bytes_per_pixel`; 2.4-2.6 GB peak at
+# 1920x1080): frames up to STREAM_WHOLE_PIXELS (1920x1080 and a little more) stream whole,
+# larger ones in tiles of at most STREAM_TILE_PIXELS, halo included (3840x2160: 2x3)
+STREAM_WHOLE_PIXELS = 2560 * 1088
+STREAM_TILE_PIXELS = 1_600_000
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -144,10 +145,10 @@ def denoise_tiled(
 
 
 def stream_tile(height: int, width: int, halo: int, pixels: int = STREAM_TILE_PIXELS) -> Tile:
-    """The tile a streamed run cuts a height x width frame into: the whole frame when it holds
-    at most `pixels`, else the fewest tiles (then the squarest) of at most `pixels` each,
+    """The tile a streamed run cuts a height x width frame into: the whole frame up to
+    STREAM_WHOLE_PIXELS, else the fewest tiles (then the squarest) of at most `pixels` each,
     halo included."""
-    if height * width <= pixels:
+    if height * width <= max(pixels, STREAM_WHOLE_PIXELS):
         return max(height, width)
     best: tuple[tuple[int, float], Tile] | None = None
     for rows in range(1, height // MIN_TILE + 1):

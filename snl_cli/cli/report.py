@@ -32,10 +32,10 @@ class ProgressReporter:
     def started(self, clip: ClipInfo, summary: dict[str, Any]) -> None:
         sigma = summary["sigma"]
         told = "blind" if sigma is None else f"sigma {sigma:g} ({summary['sigma_source']})"
+        tiles = f", tiles of {summary['tile']} px" if summary["tile"] else ""
         if summary.get("streamed"):
-            how = "one frame at a time"
+            how = f"one frame at a time{tiles}"
         else:
-            tiles = f", tiles of {summary['tile']} px" if summary["tile"] else ""
             how = f"chunk {summary['chunk']} overlap {summary['overlap']}{tiles}"
         info(
             f"{summary['input']} -> {summary['output']}: {clip.frames} frames "
