@@ -351,7 +351,8 @@ _PEAK_SCRIPT = textwrap.dedent(
     if len(sys.argv) > 4:  # a working-set budget: the frames are tiled on their own
         pipeline.WORK_BUDGET = int(sys.argv[4])
     if len(sys.argv) > 3 and sys.argv[3]:  # STAN weights: the real denoiser and heap regime
-        options = DenoiseOptions(chunk=8, sigma=10, model="stan", weights=sys.argv[3])
+        tile = int(sys.argv[5]) if len(sys.argv) > 5 else None  # a stream per tile
+        options = DenoiseOptions(chunk=8, sigma=10, model="stan", weights=sys.argv[3], tile=tile)
         summary = denoise_file(sys.argv[1], sys.argv[2], options)
     else:
         summary = denoise_file(sys.argv[1], sys.argv[2],
@@ -387,7 +388,8 @@ def _gradient_clip(path: Path, frames: int, size: tuple[int, int]) -> Path:
 
 def _peak_rss_kib(src: Path, dst: Path, *args: str, tiled: list | None = None) -> int:
     """Peak resident KiB of a child process denoising src; args: STAN weights ("" for the
-    stand-in), then a working-set budget in bytes. `tiled` receives the run's tile."""
+    stand-in), then a working-set budget in bytes, then STAN's tile. `tiled` receives the
+    run's tile."""
     script = _PEAK_SCRIPT.format(tests=str(Path(__file__).parent))
     done = subprocess.run(
         [sys.executable, "-c", script, str(src), str(dst), *args],
@@ -412,10 +414,12 @@ def test_peak_memory_does_not_grow_with_clip_length(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if is_temp_name(p.name)]
 
 
-def test_stan_peak_memory_does_not_grow_with_clip_length(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tile", [None, 192])
+def test_stan_peak_memory_does_not_grow_with_clip_length(tmp_path: Path, tile) -> None:
     """STAN streams frames (`snl_cli.model.stream`) with its buffers in a pooled heap
-    (`snl_cli.heap.pooled_heap`, trimmed only at the end): the footprint must still not grow
-    with the clip, 16 frames against 64 within 10%."""
+    (`snl_cli.heap.pooled_heap`, trimmed only at the end), whole or a stream per tile
+    (`tiles.TiledStream`): the footprint must still not grow with the clip, 16 frames
+    against 64 within 10%."""
     from snl_cli.model.stan import STAN, STANConfig
     from snl_cli.model.weights import save_stan
 
@@ -425,8 +429,11 @@ def test_stan_peak_memory_does_not_grow_with_clip_length(tmp_path: Path) -> None
     size = (480, 272)
     short = _gradient_clip(tmp_path / "short.mkv", 16, size)
     long = _gradient_clip(tmp_path / "long.mkv", 64, size)
-    peak_short = _peak_rss_kib(short, tmp_path / "short_out.mkv", str(weights))
-    peak_long = _peak_rss_kib(long, tmp_path / "long_out.mkv", str(weights))
+    args = (str(weights),) if tile is None else (str(weights), "0", str(tile))
+    tiles: list = []
+    peak_short = _peak_rss_kib(short, tmp_path / "short_out.mkv", *args, tiled=tiles)
+    peak_long = _peak_rss_kib(long, tmp_path / "long_out.mkv", *args, tiled=tiles)
+    assert tiles == [tile, tile]  # 480x272 in 192 px tiles: 4x2
     assert peak_long <= 1.1 * peak_short, (peak_short, peak_long)
     assert len(media.video_frames_meta(tmp_path / "long_out.mkv")) == 64
 

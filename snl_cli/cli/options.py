@@ -50,7 +50,7 @@ ChunkOpt = Annotated[
         "--chunk",
         min=1,
         help="Frames denoised together in a chunked run (STAN on the CPU "
-        "streams frames one at a time unless --tile is given).",
+        "streams frames one at a time instead).",
     ),
 ]
 OverlapOpt = Annotated[
@@ -65,8 +65,9 @@ TileOpt = Annotated[
         "--tile",
         min=64,
         metavar="PX",
-        help=r"Largest tile side; runs in chunk windows \[default: STAN on the CPU streams "
-        r"whole frames; other runs tile from the free memory].",
+        help=r"Largest tile side, halo included \[default: STAN on the CPU streams whole "
+        r"frames up to 2560x1088, tiles of at most 1.6 MP above; chunked runs tile from the "
+        r"free memory].",
     ),
 ]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where to run.")]
