@@ -19,7 +19,9 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import closing
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -207,16 +209,10 @@ def make_preview(
     }
 
 
-def _take(frames, count: int) -> list[Frame]:
-    out = []
-    for frame in frames:
-        out.append(frame)
-        if len(out) >= count:
-            break
-    close = getattr(frames, "close", None)
-    if close is not None:
-        close()
-    return out
+def _take(frames: Generator[Frame, None, None], count: int) -> list[Frame]:
+    """The first `count` frames of a reader, which is then closed."""
+    with closing(frames):
+        return list(islice(frames, count))
 
 
 def _pick_frame(src: Path, info, frame: int | None, at_time: float | None) -> int:
@@ -232,7 +228,7 @@ def _pick_frame(src: Path, info, frame: int | None, at_time: float | None) -> in
         raise UsageError(f"--time: expected seconds >= 0, got {at_time:g}")
     # The last frame shown at `at_time`: timestamps decide (variable frame rates too).
     origin, best = None, None
-    with _closing(read_frames(src)) as frames:
+    with closing(read_frames(src)) as frames:
         for candidate in frames:
             origin = candidate.time if origin is None else origin
             if candidate.time - origin > at_time + 1e-6:
@@ -241,19 +237,6 @@ def _pick_frame(src: Path, info, frame: int | None, at_time: float | None) -> in
     if best is None:
         raise InputError("no frame at that time", src)
     return best
-
-
-class _closing:
-    def __init__(self, frames) -> None:
-        self.frames = frames
-
-    def __enter__(self):
-        return self.frames
-
-    def __exit__(self, *exc: object) -> None:
-        close = getattr(self.frames, "close", None)
-        if close is not None:
-            close()
 
 
 def _clip_crop(
@@ -270,7 +253,7 @@ def _clip_crop(
 class _remembering:
     """The frames of a reader, keeping the input of frame `index` (`.kept`) as it passes."""
 
-    def __init__(self, frames: Iterator[Frame], index: int) -> None:
+    def __init__(self, frames: Generator[Frame, None, None], index: int) -> None:
         self.frames, self.index = frames, index
         self.kept: np.ndarray | None = None
 
@@ -284,9 +267,7 @@ class _remembering:
         return frame
 
     def close(self) -> None:
-        close = getattr(self.frames, "close", None)
-        if close is not None:
-            close()
+        self.frames.close()
 
 
 def _frame_of(

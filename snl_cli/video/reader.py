@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -54,8 +54,9 @@ def read_frames(
     start: int = 0,
     stop: int | None = None,
     fps: Fraction | float | None = None,
-) -> Iterator[Frame]:
-    """Yield frames `start` to `stop` (exclusive) in order, decoding lazily.
+) -> Generator[Frame, None, None]:
+    """Yield frames `start` to `stop` (exclusive) in order, decoding lazily (a generator:
+    `close()` closes the file).
 
     Only one decoded frame is held at a time, so memory does not grow with clip length.
     8-bit sources decode through rgb24, deeper ones through rgb48le so that 10-bit
@@ -85,7 +86,7 @@ def read_frames(
     return _read_video(path, start, stop)
 
 
-def _read_video(path: Path, start: int, stop: int | None) -> Iterator[Frame]:
+def _read_video(path: Path, start: int, stop: int | None) -> Generator[Frame, None, None]:
     if not path.exists():
         raise InputError("no such file or folder", path)
     with open_input(path) as container:
@@ -119,7 +120,7 @@ def _frame_step(stream: av.VideoStream) -> Fraction:
 
 def _read_images(
     folder: Path, start: int, stop: int | None, fps: Fraction | float | None
-) -> Iterator[Frame]:
+) -> Generator[Frame, None, None]:
     files = list_images(folder)
     rate = Fraction(fps).limit_denominator(1_000_000) if fps else DEFAULT_IMAGE_FPS
     first, _ = decode_image(files[0])
