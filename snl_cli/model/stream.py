@@ -210,9 +210,7 @@ class STANStream:
         at = window.index(t)
         dists = None
         if b == 0:
-            dists, inds = self._search(qk, window, at)
-            # whole pixels: int16 holds them in half the bytes (124 -> 62 MB at 1920x1080)
-            self.inds[t] = inds.to(torch.int16)
+            dists, self.inds[t] = self._search(qk, window, at)
         out = block._aggregate_fused(qk, v, self.inds[t], dists, first=at)
         after.x[t] = block._finish(state.x[t], out)
         state.done += 1
