@@ -306,23 +306,53 @@ def random_camera(rng: random.Random, low_light: bool | None = None) -> CameraNo
     )
 
 
+@dataclass(frozen=True)
+class Mixture:
+    """How `degrade` draws a training degradation.
+
+    gaussian_share: share of Gaussian clips under kind "mix" (camera noise otherwise);
+    codec_share: share of Gaussian clips then compressed (`random_codec`), as noisy video
+    re-encoded by a phone, an editor or a streaming service is; camera clips draw their own
+    codec in `random_camera`.
+    """
+
+    gaussian_share: float = 1 / 3
+    codec_share: float = 0.0
+
+
+def random_codec(noisy: Tensor, rng: random.Random) -> Tensor:
+    """noisy (T, 3, H, W) through a random codec: x264 at crf U[16, 30] over the clip two
+    times in three, JPEG at quality 60-95 per frame otherwise."""
+    if rng.random() < 2 / 3:
+        return h264(noisy, rng.uniform(16, 30))
+    return jpeg(noisy, rng.randint(60, 95))
+
+
 def degrade(
-    clip: Tensor, kind: str, rng: random.Random, sigma_max: float = 50.0
+    clip: Tensor,
+    kind: str,
+    rng: random.Random,
+    sigma_max: float = 50.0,
+    mixture: Mixture = Mixture(),
 ) -> tuple[Tensor, str]:
     """A random degradation of a clean clip for training.
 
     Args:
-        clip: (T, 3, H, W) in [0, 1]; kind: one of NOISE_KINDS ("mix" is Gaussian a third
-        of the time, camera noise otherwise).
+        clip: (T, 3, H, W) in [0, 1]; kind: one of NOISE_KINDS ("mix" is Gaussian
+        `mixture.gaussian_share` of the time, camera noise otherwise).
 
     Returns:
-        (noisy clip of the same shape, the family drawn: "gaussian" or "camera").
+        (noisy clip of the same shape, the family drawn: "gaussian", "gaussian+codec" or
+        "camera").
     """
     if kind not in NOISE_KINDS:
         raise ValueError(f"unknown noise kind {kind!r}; choose from {', '.join(NOISE_KINDS)}")
     generator = torch.Generator().manual_seed(rng.getrandbits(63))
-    if kind == "gaussian" or (kind == "mix" and rng.random() < 1 / 3):
-        return gaussian(clip, rng.uniform(0, sigma_max), generator), "gaussian"
+    if kind == "gaussian" or (kind == "mix" and rng.random() < mixture.gaussian_share):
+        noisy = gaussian(clip, rng.uniform(0, sigma_max), generator)
+        if mixture.codec_share and rng.random() < mixture.codec_share:
+            return random_codec(noisy, rng), "gaussian+codec"
+        return noisy, "gaussian"
     return random_camera(rng).apply(clip, generator), "camera"
 
 

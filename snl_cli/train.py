@@ -33,7 +33,7 @@ from snl_cli.metrics import psnr_tensor
 from snl_cli.model.stan import STAN, STANConfig
 from snl_cli.model.weights import save_stan
 from snl_cli.pairs import load_pairs
-from snl_cli.synthetic import NOISE_KINDS, degrade, gaussian
+from snl_cli.synthetic import NOISE_KINDS, Mixture, degrade, gaussian
 from snl_cli.video.images import IMAGE_SUFFIXES
 
 VAL_SIGMAS = (10, 20, 30, 40, 50)
@@ -56,6 +56,8 @@ class TrainOptions:
     lr: float = 5e-4
     sigma_max: float = 50.0
     noise: str = "gaussian"
+    gaussian_share: float = Mixture.gaussian_share  # of clips under noise "mix"
+    codec_share: float = Mixture.codec_share  # of Gaussian clips, then compressed
     pairs: list[str] = field(default_factory=list)
     val_pairs: list[str] = field(default_factory=list)
     pair_share: float = PAIR_SHARE
@@ -368,7 +370,8 @@ def training_batch(
     for _ in range(opts.batch):
         clean, noisy = sampler.sample()
         if noisy is None:
-            noisy, _ = degrade(clean, opts.noise, rng, opts.sigma_max)
+            mixture = Mixture(opts.gaussian_share, opts.codec_share)
+            noisy, _ = degrade(clean, opts.noise, rng, opts.sigma_max, mixture)
         cleans.append(clean)
         noisies.append(noisy)
     return torch.stack(cleans), torch.stack(noisies)
@@ -437,7 +440,13 @@ def noise_description(opts: TrainOptions, level_input: bool = False) -> str:
         "and colour matrix, RGGB mosaic and bilinear demosaic, in-camera chroma smoothing, "
         "denoise and sharpening, JPEG q60-95 or x264 crf 16-30)"
     )
-    text = {"gaussian": gauss, "camera": camera, "mix": f"1/3 {gauss}; 2/3 {camera}"}
+    if opts.codec_share:
+        gauss += f", {opts.codec_share:.0%} of them then x264 crf 16-30 or JPEG q60-95"
+    share = opts.gaussian_share
+    mix = f"{share:.0%} {gauss}; {1 - share:.0%} {camera}"
+    if share == Mixture.gaussian_share:
+        mix = f"1/3 {gauss}; 2/3 {camera}"
+    text = {"gaussian": gauss, "camera": camera, "mix": mix}
     pairs = f"; {opts.pair_share:.0%} of clips from real pairs" if opts.pairs else ""
     told = ""
     if level_input:

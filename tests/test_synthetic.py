@@ -121,3 +121,25 @@ def test_degrade_mixture_draws_both_families_and_quantises() -> None:
     assert families == {"gaussian", "camera"}
     with pytest.raises(ValueError, match="unknown noise kind"):
         S.degrade(clip, "speckle", rng)
+
+
+def test_mixture_shares_and_codec_on_gaussian_noise() -> None:
+    y, x = torch.meshgrid(torch.linspace(0, 1, 48), torch.linspace(0, 1, 48), indexing="ij")
+    clip = torch.stack([torch.stack([y, x, (x + y) / 2]).roll(t, -1) for t in range(4)])
+    only_camera = S.Mixture(gaussian_share=0.0)
+    assert {S.degrade(clip, "mix", random.Random(s), mixture=only_camera)[1] for s in range(6)} == {
+        "camera"
+    }
+    checked = 0
+    for seed in range(12):
+        plain, family = S.degrade(clip, "mix", random.Random(seed), mixture=S.Mixture(1.0))
+        coded, coded_family = S.degrade(
+            clip, "mix", random.Random(seed), mixture=S.Mixture(1.0, 1.0)
+        )
+        assert (family, coded_family) == ("gaussian", "gaussian+codec")
+        assert torch.equal(coded * 255, torch.round(coded * 255))
+        assert float((coded - plain).abs().mean()) * 255 > 0.5  # a codec really ran
+        if float((plain - clip).std()) * 255 > 15:  # strong noise: the codec removed some
+            checked += 1
+            assert float((coded - clip).pow(2).mean()) < float((plain - clip).pow(2).mean())
+    assert checked >= 3

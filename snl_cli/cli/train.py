@@ -52,6 +52,19 @@ def train(
         float,
         typer.Option(min=0.0, max=1.0, help="Share of training clips drawn from --pairs."),
     ] = 0.2,
+    gaussian_share: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Share of Gaussian clips under --noise mix."),
+    ] = 1 / 3,
+    codec_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of Gaussian clips then compressed (x264 crf 16-30 or JPEG q60-95), "
+            "as re-encoded noisy video is.",
+        ),
+    ] = 0.0,
     crop: Annotated[int, typer.Option(min=32, help="Crop size in pixels.")] = 96,
     frames: Annotated[int, typer.Option(min=2, help="Frames per training clip.")] = 5,
     batch: Annotated[int, typer.Option(min=1, help="Clips per step.")] = 4,
@@ -135,6 +148,8 @@ def train(
             val_pairs=[str(p) for p in val_pairs or []],
             pair_share=pair_share,
             noise=noise,
+            gaussian_share=gaussian_share,
+            codec_share=codec_share,
             minutes=minutes,
             steps=steps,
             crop=crop,

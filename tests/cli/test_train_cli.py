@@ -236,3 +236,24 @@ def test_unknown_noise_and_broken_pairs_are_one_line_errors(runner, data, tmp_pa
     assert result.exit_code == 1
     assert "no clean/1.png for noisy/1.png" in result.output
     assert "Traceback" not in result.output
+
+
+def test_gaussian_and_codec_shares_reach_training(runner, data, tmp_path, monkeypatch) -> None:
+    from snl_cli import synthetic
+
+    calls = []
+    real_codec = synthetic.random_codec
+
+    def counting_codec(noisy, rng):
+        calls.append(noisy.shape)
+        return real_codec(noisy, rng)
+
+    monkeypatch.setattr(synthetic, "random_codec", counting_codec)
+    out = tmp_path / "w.safetensors"
+    manifest = _train(runner, data, out, 5, "--steps", "2", "--noise", "mix",
+                      "--gaussian-share", "1", "--codec-share", "1")  # fmt: skip
+    # every clip of both steps was Gaussian, then compressed
+    assert len(calls) == 2 * manifest["options"]["batch"]
+    assert manifest["options"]["gaussian_share"] == 1.0
+    assert manifest["options"]["codec_share"] == 1.0
+    assert "100% of them then x264" in manifest["noise"]
