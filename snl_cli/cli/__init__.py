@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from typing import Annotated
 
-import typer
+from snl_cli.heap import huge_pages
 
-from snl_cli import __version__
-from snl_cli.cli.common import DEBUG_ENV, SnlGroup, show_notices
+huge_pages()  # before anything imports torch
+
+import typer  # noqa: E402
+
+from snl_cli import __version__  # noqa: E402
+from snl_cli.cli.common import DEBUG_ENV, SnlGroup, show_notices  # noqa: E402
 
 app = typer.Typer(
     name="snl",

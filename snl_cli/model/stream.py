@@ -85,6 +85,7 @@ class STANStream:
         self.decoded = 0
         self.ended = False
         self.size: tuple[int, int] | None = None
+        self._stack: Tensor | None = None  # the first convolution's input, reused
 
     # --- frames in, frames out ------------------------------------------------------------
 
@@ -182,14 +183,29 @@ class STANStream:
         stack = [self.inputs[min(max(i, 0), last)] for i in range(t - r, t + r + 1)]
         if self.level is not None:
             stack.append(self.model.level_plane(self.level, stack[0]))
-        # one copy into the channels-last stack the first convolution reads
-        stacked = torch.cat(stack, 1).contiguous(memory_format=torch.channels_last)
-        bottom, skips = self.model._encode_stacked(stacked)
+        bottom, skips = self.model._encode_stacked(self._stacked(stack))
         self.blocks[0].x[t] = bottom
         self.skips[t] = skips
         self.encoded += 1
         self._forget_inputs()
         return True
+
+    def _stacked(self, planes: list[Tensor]) -> Tensor:
+        """planes (1, c_i, Hp, Wp) copied into the one channels-last stack the first
+        convolution reads, in the dtype it computes in (bf16 under autocast: the conversion
+        it would make itself), reusing the same buffer every frame: at 1920x1080 a fresh
+        float32 stack and its bf16 copy were 200 MB of new pages per frame for the kernel to
+        fault in and zero."""
+        dtype = torch.get_autocast_dtype("cpu") if self.bf16 else torch.float32
+        channels = sum(p.shape[1] for p in planes)
+        shape = (1, channels, *planes[0].shape[-2:])
+        if self._stack is None or self._stack.shape != shape or self._stack.dtype != dtype:
+            self._stack = torch.empty(shape, dtype=dtype, memory_format=torch.channels_last)
+        at = 0
+        for plane in planes:
+            self._stack[:, at : at + plane.shape[1]].copy_(plane)
+            at += plane.shape[1]
+        return self._stack
 
     def _attend_next(self, b: int) -> bool:
         block, state, after = self.model.attn[b], self.blocks[b], self.blocks[b + 1]
