@@ -1,8 +1,7 @@
 """glibc heap settings for frame-sized arrays (no-ops on other C libraries).
 
-First, `huge_pages`: torch's own large blocks on transparent huge pages. Then three
-regimes. Between windows, `steady_heap`: every block over 1 MiB is its own mmap, so frame
-buffers that outlive each other cannot fragment the heap and the footprint stays flat
+Three regimes. Between windows, `steady_heap`: every block over 1 MiB is its own mmap, so
+frame buffers that outlive each other cannot fragment the heap and the footprint stays flat
 however long the clip. Inside a network's forward pass, `roomy_heap`: its frame-sized
 temporaries come from the heap and reuse the same pages frame after frame, instead of being
 faulted in and zeroed by the kernel each time. Around a streamed run, `pooled_heap`: the
@@ -13,7 +12,6 @@ largest mmap threshold), at the price of a larger footprint.
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,22 +24,6 @@ DEFAULT_TRIM_THRESHOLD = 128 << 10
 POOLED_TRIM_THRESHOLD = 1 << 40  # never, until the block ends
 STEADY_MMAP_THRESHOLD = 1 << 20
 ROOMY_MMAP_THRESHOLD = 32 << 20  # the largest glibc accepts
-
-
-THP_ENV = "THP_MEM_ALLOC_ENABLE"  # read by torch (c10) once, at its first allocation
-
-
-def huge_pages() -> None:
-    """Ask torch to put its blocks of 2 MiB and more on transparent huge pages (page
-    aligned, then `madvise(MADV_HUGEPAGE)`), unless the user set THP_ENV. Call it before torch
-    is imported; it changes the page size, not a value, and the kernel ignores it where huge
-    pages are off.
-
-    Frames over the mmap threshold are fresh mappings every time, faulted in and zeroed by
-    the kernel page by page: at 1920x1080 (8 frames of `snl denoise`, idle 2-core CPU) 7.5 M
-    page faults and 34 s of system time; on huge pages 1.0 M and 26 s, 12% less wall time.
-    """
-    os.environ.setdefault(THP_ENV, "1")
 
 
 def _glibc() -> ctypes.CDLL | None:

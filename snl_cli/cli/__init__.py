@@ -5,14 +5,10 @@ from __future__ import annotations
 import os
 from typing import Annotated
 
-from snl_cli.heap import huge_pages
+import typer
 
-huge_pages()  # before anything imports torch
-
-import typer  # noqa: E402
-
-from snl_cli import __version__  # noqa: E402
-from snl_cli.cli.common import DEBUG_ENV, SnlGroup, show_notices  # noqa: E402
+from snl_cli import __version__
+from snl_cli.cli.common import DEBUG_ENV, SnlGroup, show_notices
 
 app = typer.Typer(
     name="snl",
