@@ -39,6 +39,8 @@ BENCH_KINDS = ("gaussian", "shot", "demosaic", "lowlight", "x264", "jpeg", "came
 SHOT_RANGE = (1e-4, 0.012)
 WB_RED, WB_BLUE = (1.9, 2.4), (1.5, 1.9)
 MID_GREY = 0.2140  # linear value of sRGB 0.5
+X264_CRF = (16.0, 30.0)  # training codecs: x264 crf ~ U[16, 30], JPEG quality 60-95
+JPEG_QUALITY = (60, 95)
 
 
 # ----------------------------------------------------------------------------- colour
@@ -301,8 +303,8 @@ def random_camera(rng: random.Random, low_light: bool | None = None) -> CameraNo
         chroma_blur=rng.uniform(0.5, 3.0) if rng.random() < 0.4 else 0.0,
         denoise=rng.uniform(0.1, 0.6) if rng.random() < 0.3 else 0.0,
         sharpen=rng.uniform(0.1, 0.8) if rng.random() < 0.3 else 0.0,
-        jpeg_quality=rng.randint(60, 95) if codec < 0.3 else None,
-        x264_crf=rng.uniform(16, 30) if 0.3 <= codec < 0.55 else None,
+        jpeg_quality=rng.randint(*JPEG_QUALITY) if codec < 0.3 else None,
+        x264_crf=rng.uniform(*X264_CRF) if 0.3 <= codec < 0.55 else None,
     )
 
 
@@ -321,11 +323,11 @@ class Mixture:
 
 
 def random_codec(noisy: Tensor, rng: random.Random) -> Tensor:
-    """noisy (T, 3, H, W) through a random codec: x264 at crf U[16, 30] over the clip two
-    times in three, JPEG at quality 60-95 per frame otherwise."""
+    """noisy (T, 3, H, W) through a random codec: x264 at a crf in X264_CRF over the clip two
+    times in three, JPEG at a quality in JPEG_QUALITY per frame otherwise."""
     if rng.random() < 2 / 3:
-        return h264(noisy, rng.uniform(16, 30))
-    return jpeg(noisy, rng.randint(60, 95))
+        return h264(noisy, rng.uniform(*X264_CRF))
+    return jpeg(noisy, rng.randint(*JPEG_QUALITY))
 
 
 def degrade(

@@ -33,7 +33,7 @@ from snl_cli.metrics import psnr_tensor
 from snl_cli.model.stan import STAN, STANConfig
 from snl_cli.model.weights import save_stan
 from snl_cli.pairs import load_pairs
-from snl_cli.synthetic import NOISE_KINDS, Mixture, degrade, gaussian
+from snl_cli.synthetic import JPEG_QUALITY, NOISE_KINDS, X264_CRF, Mixture, degrade, gaussian
 from snl_cli.video.images import IMAGE_SUFFIXES
 
 VAL_SIGMAS = (10, 20, 30, 40, 50)
@@ -367,10 +367,10 @@ def training_batch(
     """(clean, noisy), each (batch, frames, 3, crop, crop): real pairs as they are, every other
     clip degraded by the run's noise model (`synthetic.degrade`)."""
     cleans, noisies = [], []
+    mixture = Mixture(opts.gaussian_share, opts.codec_share)
     for _ in range(opts.batch):
         clean, noisy = sampler.sample()
         if noisy is None:
-            mixture = Mixture(opts.gaussian_share, opts.codec_share)
             noisy, _ = degrade(clean, opts.noise, rng, opts.sigma_max, mixture)
         cleans.append(clean)
         noisies.append(noisy)
@@ -433,19 +433,22 @@ def _loop(
 
 def noise_description(opts: TrainOptions, level_input: bool = False) -> str:
     """The training noise in words, for the manifest."""
+    x264 = f"x264 crf {X264_CRF[0]:g}-{X264_CRF[1]:g}"
+    jpeg = f"JPEG q{JPEG_QUALITY[0]}-{JPEG_QUALITY[1]}"
     gauss = f"Gaussian, sigma ~ U[0, {opts.sigma_max}] (0-255 scale)"
     camera = (
         "simulated camera (snl_cli.synthetic.random_camera: Poisson-Gaussian in linear light "
         "after Brooks et al. 2019 with shot up to 0.02 and low-light gain up to 8, random WB "
         "and colour matrix, RGGB mosaic and bilinear demosaic, in-camera chroma smoothing, "
-        "denoise and sharpening, JPEG q60-95 or x264 crf 16-30)"
+        f"denoise and sharpening, {jpeg} or {x264})"
     )
     if opts.codec_share:
-        gauss += f", {opts.codec_share:.0%} of them then x264 crf 16-30 or JPEG q60-95"
+        gauss += f", {opts.codec_share:.0%} of them then {x264} or {jpeg}"
     share = opts.gaussian_share
-    mix = f"{share:.0%} {gauss}; {1 - share:.0%} {camera}"
     if share == Mixture.gaussian_share:
         mix = f"1/3 {gauss}; 2/3 {camera}"
+    else:
+        mix = f"{share:.0%} {gauss}; {1 - share:.0%} {camera}"
     text = {"gaussian": gauss, "camera": camera, "mix": mix}
     pairs = f"; {opts.pair_share:.0%} of clips from real pairs" if opts.pairs else ""
     told = ""
