@@ -44,6 +44,7 @@ from snl_cli.denoisers import (
     offers_stream,
     uses_sigma,
 )
+from snl_cli.ensemble import Ensemble, ensemble_passes
 from snl_cli.errors import InputError, UsageError
 from snl_cli.heap import pooled_heap, steady_heap
 from snl_cli.noise import SIGMA_RANGE, estimate_sigma, noise_report, pick_frames
@@ -95,6 +96,8 @@ class DenoiseOptions:
         start, duration: the part to denoise in seconds from the first frame (None: all).
         strict: a clip that yields fewer frames than it declares (truncated, corrupt)
             fails instead of being written short with a warning.
+        ensemble: passes of the geometric self-ensemble (1, 2, 4 or 8, `snl_cli.ensemble`);
+            None: 8 for a one-frame input (a photo), 1 for video.
     """
 
     model: str | None = None
@@ -116,6 +119,7 @@ class DenoiseOptions:
     start: float | None = None
     duration: float | None = None
     strict: bool = False
+    ensemble: int | None = None
 
     def settings(self) -> dict[str, Any]:
         """The options that change the pixels written (what a batch manifest compares).
@@ -126,7 +130,8 @@ class DenoiseOptions:
         keys = ("model", "sigma", "chunk", "overlap", "codec", "crf", "preset", "weights")
         settings = {key: getattr(self, key) for key in keys}
         defaults = DenoiseOptions()
-        for key in ("strength", "luma", "chroma", "grain", "frames", "start", "duration"):
+        for key in ("strength", "luma", "chroma", "grain", "frames", "start", "duration",
+                    "ensemble"):  # fmt: skip
             if getattr(self, key) != getattr(defaults, key):
                 settings[key] = getattr(self, key)
         return settings
@@ -247,6 +252,7 @@ def denoise_file(
         )
     if denoiser is None:
         denoiser = options.make_denoiser()
+    denoiser, passes = ensembled(denoiser, options, info)
     overlap = denoiser.context if options.overlap is None else options.overlap
     if overlap < denoiser.context:
         reporter.warned(
@@ -285,6 +291,7 @@ def denoise_file(
             "streamed": streamed,
             "tile": tile_summary(tile, info.height, info.width),
             "blind": not needed,
+            "ensemble": passes,
             "noise": noise["overall"],
             "controls": controls.to_json(),
         }
@@ -354,6 +361,14 @@ def _report_matrix(info: ClipInfo) -> str | None:
 
     is_rgb = info.pix_fmt.startswith(("gbr", "rgb", "bgr", "gray", "pal"))
     return None if is_rgb else sws_matrix(info.color)
+
+
+def ensembled(denoiser: Denoiser, options: DenoiseOptions, info: ClipInfo) -> tuple[Denoiser, int]:
+    """`denoiser` wrapped in the self-ensemble the options ask for on this clip (or cut), and
+    its passes (1: `denoiser` itself)."""
+    length = _cut_length(info, options) if _is_cut(options) else info.frames
+    passes = ensemble_passes(options.ensemble, length)
+    return (Ensemble(denoiser, passes) if passes > 1 else denoiser), passes
 
 
 def _is_cut(options: DenoiseOptions) -> bool:

@@ -41,6 +41,7 @@ from snl_cli.pipeline import (
     _Silent,
     _StreamRun,
     check_options,
+    ensembled,
     head_frames,
     run_tile,
     streams,
@@ -132,6 +133,7 @@ def make_preview(
     x, y, w, h = _clip_crop(crop, info.width, info.height, src)
     if denoiser is None:
         denoiser = options.make_denoiser()
+    denoiser, _ = ensembled(denoiser, options, info)
     overlap = denoiser.context if options.overlap is None else options.overlap
     chunk = options.chunk
     window = chunk + 2 * overlap

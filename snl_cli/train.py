@@ -38,6 +38,7 @@ from snl_cli.video.images import IMAGE_SUFFIXES
 
 VAL_SIGMAS = (10, 20, 30, 40, 50)
 PAIR_SHARE = 0.2  # default share of training clips drawn from real pairs when --pairs is given
+TRANSFER_SHARE = 0.0  # default share of the other clips noised with real pairs' residuals
 
 
 @dataclass
@@ -61,6 +62,7 @@ class TrainOptions:
     pairs: list[str] = field(default_factory=list)
     val_pairs: list[str] = field(default_factory=list)
     pair_share: float = PAIR_SHARE
+    transfer_share: float = TRANSFER_SHARE
     seed: int = 0
     checkpoint: str | None = None
     checkpoint_minutes: float = 5.0
@@ -100,7 +102,11 @@ class ClipSampler:
     """Random training crops: (clean) clips of `frames` frames, `crop` x `crop` pixels.
 
     Video clips give consecutive frames (random start, random direction); still images give
-    clips whose camera moves smoothly (random velocity and acceleration, sub-pixel).
+    clips whose camera moves smoothly (random velocity and acceleration, sub-pixel). Real pairs
+    give a noisy/clean crop repeated over the frames (`pair_share` of the clips), and
+    `transfer_share` of the other clips carry real noise: each frame gets the residual
+    (noisy - clean) of its own random crop of one random pair, so the noise of a real camera
+    meets footage and motion it was not shot with, independent from frame to frame.
     """
 
     def __init__(
@@ -112,6 +118,7 @@ class ClipSampler:
         rng: random.Random,
         pairs: list[tuple[np.ndarray, np.ndarray]] | None = None,
         pair_share: float = PAIR_SHARE,
+        transfer_share: float = TRANSFER_SHARE,
     ) -> None:
         usable = [c for c in clips if c.shape[0] >= frames and min(c.shape[1:3]) >= crop]
         self.clips = usable
@@ -124,6 +131,7 @@ class ClipSampler:
         self.still_share = 0.0 if not self.stills else (0.25 if self.clips else 1.0)
         self.clip_weights = sizes
         self.pair_share = 0.0 if not self.pairs else (pair_share if usable or stills else 1.0)
+        self.transfer_share = transfer_share if self.pairs else 0.0
 
     def sample(self) -> tuple[Tensor, Tensor | None]:
         """A clean clip (frames, 3, crop, crop) float in [0, 1], and its real noisy version
@@ -136,6 +144,8 @@ class ClipSampler:
             clip = self._moving_still(rng.choice(self.stills))
         else:
             clip = self._video_crop(rng.choices(self.clips, weights=self.clip_weights)[0])
+        if noisy is None and self.transfer_share and rng.random() < self.transfer_share:
+            noisy = self._with_real_residuals(clip, rng.choice(self.pairs))
         for dim in (-1, -2, 0):
             if rng.random() < 0.5:
                 clip = clip.flip(dim)
@@ -155,6 +165,20 @@ class ClipSampler:
             for img in (pair[1], pair[0])
         )
         return clean, noisy
+
+    def _with_real_residuals(self, clip: Tensor, pair: tuple[np.ndarray, np.ndarray]) -> Tensor:
+        """clip (T, 3, c, c) in [0, 1] plus, per frame, the residual of an independent random
+        crop of `pair` (noisy, clean uint8 (H, W, 3)); clipped and quantised to 8 bits."""
+        noisy_img, clean_img = pair
+        H, W, _ = noisy_img.shape
+        c = self.crop
+        residuals = []
+        for _ in range(clip.shape[0]):
+            y, x = self.rng.randrange(H - c + 1), self.rng.randrange(W - c + 1)
+            part = (slice(y, y + c), slice(x, x + c))
+            residuals.append(noisy_img[part].astype(np.int16) - clean_img[part].astype(np.int16))
+        residual = torch.from_numpy(np.stack(residuals)).permute(0, 3, 1, 2).float()
+        return (clip * 255 + residual).round().clamp(0, 255) / 255
 
     def _video_crop(self, clip: np.ndarray) -> Tensor:
         T, H, W, _ = clip.shape
@@ -451,6 +475,11 @@ def noise_description(opts: TrainOptions, level_input: bool = False) -> str:
         mix = f"{share:.0%} {gauss}; {1 - share:.0%} {camera}"
     text = {"gaussian": gauss, "camera": camera, "mix": mix}
     pairs = f"; {opts.pair_share:.0%} of clips from real pairs" if opts.pairs else ""
+    if opts.pairs and opts.transfer_share:
+        pairs += (
+            f", {opts.transfer_share:.0%} of the others with real pairs' noise residuals "
+            "(an independent crop per frame) instead of synthetic noise"
+        )
     told = ""
     if level_input:
         told = ", shown the level snl_cli.noise.estimate_sigma reads from the noisy crop"
@@ -515,7 +544,9 @@ def train(
     clips = [load_clip(p) for p in expand_clips(opts.data)] if opts.data else []
     stills = [img for folder in opts.stills for img in load_stills(Path(folder))]
     pairs = [pair for folder in opts.pairs for pair in load_pairs(Path(folder))]
-    sampler = ClipSampler(clips, stills, opts.frames, opts.crop, rng, pairs, opts.pair_share)
+    sampler = ClipSampler(
+        clips, stills, opts.frames, opts.crop, rng, pairs, opts.pair_share, opts.transfer_share
+    )
     val_clips = validation_set(opts.val, opts.val_frames, opts.val_crop) if opts.val else []
     val_pairs = pair_validation_set(opts.val_pairs, opts.val_crop)
 

@@ -77,3 +77,34 @@ def test_moving_still_clip_moves() -> None:
     clip = sampler._moving_still(image)
     assert clip.shape == (4, 3, 32, 32)
     assert (clip[0] - clip[-1]).abs().mean() > 0.01
+
+
+def _is_crop_of(frame: np.ndarray, field: np.ndarray) -> bool:
+    """frame (c, c, 3) equals some crop of field (H, W, 3), flipped in any of the two axes."""
+    c = frame.shape[0]
+    H, W, _ = field.shape
+    for flipped in (field, field[::-1], field[:, ::-1], field[::-1, ::-1]):
+        for y in range(H - c + 1):
+            for x in range(W - c + 1):
+                if np.array_equal(flipped[y : y + c, x : x + c], frame):
+                    return True
+    return False
+
+
+def test_transfer_adds_real_residuals_independent_per_frame() -> None:
+    rng = np.random.default_rng(1)
+    clean = np.full((40, 40, 3), 100, np.uint8)
+    field = rng.integers(-20, 21, (40, 40, 3))
+    noisy = (clean + field).astype(np.uint8)
+    video = np.full((6, 48, 48, 3), 128, np.uint8)
+    sampler = ClipSampler(
+        [video], [], 4, 16, random.Random(0), [(noisy, clean)], pair_share=0.0, transfer_share=1.0
+    )
+    for _ in range(5):
+        clip, noisy_clip = sampler.sample()
+        assert noisy_clip is not None
+        residual = ((noisy_clip - clip) * 255).round().permute(0, 2, 3, 1).numpy().astype(int)
+        assert all(_is_crop_of(frame, field) for frame in residual)
+        assert len({frame.tobytes() for frame in residual}) == 4  # a new crop each frame
+    plain = ClipSampler([video], [], 4, 16, random.Random(0), [(noisy, clean)], pair_share=0.0)
+    assert plain.sample()[1] is None  # default: synthetic noise only

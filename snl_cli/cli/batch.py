@@ -30,6 +30,7 @@ from snl_cli.cli.options import (
     CrfOpt,
     Device,
     DeviceOpt,
+    EnsembleOpt,
     GrainOpt,
     JsonOpt,
     LumaOpt,
@@ -106,6 +107,7 @@ def batch(
     luma: LumaOpt = None,
     chroma: ChromaOpt = None,
     grain: GrainOpt = 0.0,
+    ensemble: EnsembleOpt = "auto",
     overwrite: OverwriteOpt = False,
     strict: StrictOpt = False,
     retry_failed: Annotated[
@@ -175,7 +177,7 @@ def batch(
     options = denoise_options(
         model=model, sigma=sigma, chunk=chunk, overlap=overlap, tile=tile, device=device,
         codec=codec, crf=crf, preset=preset, overwrite=overwrite, weights=weights,
-        strength=strength, luma=luma, chroma=chroma, grain=grain, strict=strict,
+        strength=strength, luma=luma, chroma=chroma, grain=grain, ensemble=ensemble, strict=strict,
     )  # fmt: skip
     from snl_cli.batch import BatchOptions, parse_shard, run_batch
 

@@ -16,6 +16,7 @@ from snl_cli.cli.options import (
     CrfOpt,
     Device,
     DeviceOpt,
+    EnsembleOpt,
     GrainOpt,
     JsonOpt,
     LumaOpt,
@@ -52,6 +53,7 @@ def denoise(
     luma: LumaOpt = None,
     chroma: ChromaOpt = None,
     grain: GrainOpt = 0.0,
+    ensemble: EnsembleOpt = "auto",
     frames: Annotated[
         str | None,
         typer.Option(
@@ -84,7 +86,7 @@ def denoise(
     options = denoise_options(
         model=model, sigma=sigma, chunk=chunk, overlap=overlap, tile=tile, device=device,
         codec=codec, crf=crf, preset=preset, overwrite=overwrite, weights=weights,
-        strength=strength, luma=luma, chroma=chroma, grain=grain, frames=frames,
+        strength=strength, luma=luma, chroma=chroma, grain=grain, ensemble=ensemble, frames=frames,
         start=start, duration=duration, strict=strict,
     )  # fmt: skip
     from snl_cli.pipeline import denoise_file

@@ -129,6 +129,16 @@ GrainOpt = Annotated[
         "0 removes it all, 1 keeps all pixel-scale grain.",
     ),
 ]
+EnsembleOpt = Annotated[
+    str,
+    typer.Option(
+        "--ensemble",
+        metavar="auto|N",
+        help="Passes of the geometric self-ensemble (1, 2, 4 or 8 flipped/transposed copies, "
+        "averaged): better, N times slower. auto: 8 for a one-frame input (a photo), 1 for "
+        "video.",
+    ),
+]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 StrictOpt = Annotated[
     bool,
@@ -156,6 +166,20 @@ def parse_sigma(text: str) -> float | None:
     return value
 
 
+def parse_ensemble(text: str) -> int | None:
+    """ "auto" → None; one of ensemble.PASSES → int; anything else is a usage error."""
+    from snl_cli.ensemble import PASSES
+
+    if text.strip().lower() == "auto":
+        return None
+    if text.strip() not in {str(p) for p in PASSES}:
+        choices = ", ".join(str(p) for p in PASSES)
+        raise typer.BadParameter(
+            f"expected auto or {choices}, got {text!r}", param_hint="--ensemble"
+        )
+    return int(text)
+
+
 def denoise_options(
     *,
     model: Model | None,
@@ -177,6 +201,7 @@ def denoise_options(
     start: float | None = None,
     duration: float | None = None,
     strict: bool = False,
+    ensemble: str = "auto",
 ) -> DenoiseOptions:
     """The pipeline's options from the command-line values (usage errors raised here)."""
     from snl_cli.pipeline import DenoiseOptions
@@ -205,6 +230,7 @@ def denoise_options(
         start=start,
         duration=duration,
         strict=strict,
+        ensemble=parse_ensemble(ensemble),
     )
 
 

@@ -13,6 +13,7 @@ from snl_cli.cli.options import (
     ChunkOpt,
     Device,
     DeviceOpt,
+    EnsembleOpt,
     GrainOpt,
     JsonOpt,
     LumaOpt,
@@ -66,6 +67,7 @@ def preview(
     luma: LumaOpt = None,
     chroma: ChromaOpt = None,
     grain: GrainOpt = 0.0,
+    ensemble: EnsembleOpt = "auto",
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -78,7 +80,7 @@ def preview(
     options = denoise_options(
         model=model, sigma=sigma, chunk=chunk, overlap=overlap, tile=tile, device=device,
         codec=None, crf=None, preset=None, overwrite=overwrite, weights=weights,
-        strength=strength, luma=luma, chroma=chroma, grain=grain,
+        strength=strength, luma=luma, chroma=chroma, grain=grain, ensemble=ensemble,
     )  # fmt: skip
     values = None if strengths is None else _parse_strengths(strengths)
     from snl_cli.preview import make_preview, parse_crop

@@ -52,6 +52,15 @@ def train(
         float,
         typer.Option(min=0.0, max=1.0, help="Share of training clips drawn from --pairs."),
     ] = 0.2,
+    transfer_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of the other clips noised with --pairs' real noise (noisy - clean of a "
+            "random crop, new each frame) instead of synthetic noise.",
+        ),
+    ] = 0.0,
     gaussian_share: Annotated[
         float,
         typer.Option(min=0.0, max=1.0, help="Share of Gaussian clips under --noise mix."),
@@ -147,6 +156,7 @@ def train(
             pairs=[str(p) for p in pairs or []],
             val_pairs=[str(p) for p in val_pairs or []],
             pair_share=pair_share,
+            transfer_share=transfer_share,
             noise=noise,
             gaussian_share=gaussian_share,
             codec_share=codec_share,

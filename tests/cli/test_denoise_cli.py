@@ -275,6 +275,7 @@ def test_stan_without_weights_is_one_line_and_default_is_nlm(
         (("--chunk", "4", "--overlap", "5"), "--overlap"),
         (("--tile", "8"), "--tile"),
         (("--model", "bm3d"), "--model"),
+        (("--ensemble", "3"), "--ensemble"),
     ],
 )
 def test_usage_errors_exit_2(runner, h264_aac, tmp_path, extra, phrase) -> None:
