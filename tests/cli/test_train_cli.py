@@ -257,3 +257,23 @@ def test_gaussian_and_codec_shares_reach_training(runner, data, tmp_path, monkey
     assert manifest["options"]["gaussian_share"] == 1.0
     assert manifest["options"]["codec_share"] == 1.0
     assert "100% of them then x264" in manifest["noise"]
+
+
+def test_transfer_share_noises_footage_with_real_residuals(runner, data, tmp_path, monkeypatch):
+    from snl_cli import train
+
+    calls = []
+    real_degrade = train.degrade
+
+    def counting_degrade(*args, **kwargs):
+        calls.append(1)
+        return real_degrade(*args, **kwargs)
+
+    monkeypatch.setattr(train, "degrade", counting_degrade)
+    pairs = _pairs(tmp_path / "pairs-train", size=(64, 64))
+    manifest = _train(runner, data, tmp_path / "w.safetensors", 5, "--steps", "2",
+                      "--pairs", str(pairs), "--pair-share", "0",
+                      "--transfer-share", "1")  # fmt: skip
+    assert not calls  # every clip took a real residual, none synthetic noise
+    assert manifest["options"]["transfer_share"] == 1.0
+    assert "100% of the others with real pairs' noise residuals" in manifest["noise"]
