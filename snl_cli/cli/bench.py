@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from snl_cli.cli.common import cli_errors, emit
-from snl_cli.cli.options import Device, DeviceOpt
+from snl_cli.cli.options import Device, DeviceOpt, EnsembleOpt, parse_ensemble
 from snl_cli.console import err_console, out_console
 
 app = typer.Typer(help="Measure speed and memory.", no_args_is_help=True, rich_markup_mode="rich")
@@ -285,6 +285,7 @@ def pairs(
     limit: Annotated[
         int | None, typer.Option(min=1, help="At most this many pairs per folder (sorted).")
     ] = None,
+    ensemble: EnsembleOpt = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="JSON report on stdout.")] = False,
 ) -> None:
     """PSNR and SSIM of snl and its peers on real noisy/clean image pairs.
@@ -299,6 +300,7 @@ def pairs(
             folders=list(folders),
             methods=methods or list(DEFAULT_PAIR_METHODS),
             limit=limit,
+            ensemble=parse_ensemble(ensemble),
         )
         bench.check()
         from snl_cli.pairs import pair_names

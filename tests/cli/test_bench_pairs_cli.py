@@ -38,6 +38,17 @@ def test_bench_pairs_json(runner, tmp_path) -> None:
     assert summary["nlm"]["gain"] > 0
     sweep = [r for r in report["rows"] if r["method"] == "nlmeans"]
     assert all(r["settings"].startswith("s=") for r in sweep)
+    ours = [r for r in report["rows"] if r["method"] == "nlm"]
+    assert all(r["settings"] == "blind, ensemble 8" for r in ours)  # a photo's default
+
+
+def test_bench_pairs_ensemble_option_reaches_snl(runner, tmp_path) -> None:
+    folder = _pairs(tmp_path / "set", count=1)
+    args = ["bench", "pairs", str(folder), "--methods", "nlm", "--ensemble", "2", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = [r for r in json.loads(result.stdout)["rows"] if r["method"] == "nlm"]
+    assert [r["settings"] for r in rows] == ["blind, ensemble 2"]
 
 
 def test_bench_pairs_missing_partner_is_one_line(runner, tmp_path) -> None:
