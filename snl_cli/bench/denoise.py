@@ -47,6 +47,7 @@ class DenoiseBench:
     tune_frames: int = 6
     weights: str | None = None
     noise: str = "gaussian"
+    ensemble: int | None = None  # snl's self-ensemble passes (None: its default, 1 on video)
 
     def check(self) -> None:
         if self.noise not in BENCH_KINDS:
@@ -123,7 +124,12 @@ def run_with_peak(args: list[str], path: Path, what: str) -> tuple[str, float]:
 
 
 def _run_snl_child(
-    method: str, noisy_path: Path, out_path: Path, sigma: float, weights: str | None
+    method: str,
+    noisy_path: Path,
+    out_path: Path,
+    sigma: float,
+    weights: str | None,
+    ensemble: int | None = None,
 ) -> tuple[list[np.ndarray], float, dict, float]:
     """snl end to end as a user runs it, `snl denoise --json` in a child process, so that its peak
     resident memory (MB, the child's own, from wait4) is measured with the fps."""
@@ -131,6 +137,7 @@ def _run_snl_child(
            "--json", "--overwrite", "--model", method]  # fmt: skip
     cmd += [] if method == "stan" else ["--sigma", f"{sigma:g}"]
     cmd += ["--weights", weights] if weights else []
+    cmd += ["--ensemble", str(ensemble)] if ensemble else []
     stdout, peak = run_with_peak(cmd, noisy_path, f"snl denoise --model {method}")
     summary = json.loads(stdout)
     return read_uint8(out_path), float(summary["fps"]), summary, peak
@@ -250,11 +257,13 @@ def _measure(
         model, weights = snl
         out_path = noisy_path.with_name(f"{noisy_path.stem}-{zlib.crc32(method.encode()):08x}.mkv")
         frames, fps, summary, peak_mb = _run_snl_child(
-            model, noisy_path, out_path, sigma, weights or bench.weights
+            model, noisy_path, out_path, sigma, weights or bench.weights, bench.ensemble
         )
         settings = f"sigma={summary['sigma']} ({summary['sigma_source']})"
         if model == "stan":
             settings = f"blind, {Path(weights).name}" if weights else "blind"
+        if summary["ensemble"] > 1:
+            settings += f", ensemble {summary['ensemble']}"
         return {
             "method": method if method in MODELS else f"stan:{Path(weights).stem}",
             "psnr": psnr(frames, clean),

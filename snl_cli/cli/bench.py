@@ -176,6 +176,7 @@ def denoise(
         ),
     ] = "gaussian",
     weights: Annotated[Path | None, typer.Option(help="STAN weights file.")] = None,
+    ensemble: EnsembleOpt = "auto",
     plot: Annotated[Path | None, typer.Option(help="Write a PSNR bar chart (PNG).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON report on stdout.")] = False,
 ) -> None:
@@ -208,6 +209,7 @@ def denoise(
             seed=seed,
             weights=str(weights) if weights else None,
             noise=noise,
+            ensemble=parse_ensemble(ensemble),
         )
         bench.check()
         total = len(bench.clips) * len(bench.sigmas) * len(bench.methods)

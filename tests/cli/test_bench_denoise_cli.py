@@ -42,6 +42,17 @@ def test_bench_denoise_json(make_frames, runner, tmp_path) -> None:
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_bench_denoise_ensemble_reaches_snl(make_frames, runner) -> None:
+    folder = make_frames("clean", frames=3, size=(48, 40))
+    args = ["bench", "denoise", str(folder), "--sigma", "25", "--frames", "3",
+            "--methods", "nlm", "--ensemble", "2", "--json"]  # fmt: skip
+    result = runner.invoke(app, expand_multi_values(args))
+    assert result.exit_code == 0, result.output
+    rows = {r["method"]: r for r in json.loads(result.stdout)["rows"]}
+    assert rows["nlm"]["settings"].endswith(", ensemble 2")
+    assert rows["nlm"]["psnr"] > rows["noisy"]["psnr"] + 3
+
+
 def test_bench_denoise_unknown_method(make_frames, runner) -> None:
     folder = make_frames("clean", frames=3, size=(32, 32))
     result = runner.invoke(app, ["bench", "denoise", str(folder), "--methods", "magic"])
