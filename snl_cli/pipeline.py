@@ -260,7 +260,7 @@ def denoise_file(
             f"({denoiser.context} frames): chunk boundaries may show"
         )
     window = options.chunk + 2 * overlap
-    streamed = streams(denoiser)
+    streamed = offers_stream(denoiser)
     tile = run_tile(denoiser, options, info, window)
     if streamed:
         _warn_stream_memory(denoiser, info, tile, reporter)
@@ -479,20 +479,12 @@ class _Lookahead:
             self.buffer.popleft()
 
 
-def streams(denoiser: Denoiser) -> bool:
-    """Whether a run goes one frame at a time (`denoisers.frame_stream`) rather than in chunk
-    windows: whenever the denoiser offers it. It is the faster and the smaller of the two at
-    every size: a chunk window alone holds 40 frames of ~40 bytes per pixel, where the whole
-    streamed run takes `stream_bytes_per_pixel` of one frame."""
-    return offers_stream(denoiser)
-
-
 def run_tile(denoiser: Denoiser, options: DenoiseOptions, info: ClipInfo, window: int) -> Tile:
     """The tile a run cuts frames into: --tile, else for a streamed run `tiles.stream_tile`,
     for chunk windows of `window` frames `auto_tile` (max(height, width): no tiles)."""
     if options.tile is not None:
         return options.tile
-    if streams(denoiser):
+    if offers_stream(denoiser):
         return stream_tile(info.height, info.width, denoiser.halo)
     return auto_tile(denoiser, window, info.height, info.width)
 

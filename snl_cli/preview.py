@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from snl_cli.controls import Controls, apply_controls
-from snl_cli.denoisers import Denoiser, uses_sigma
+from snl_cli.denoisers import Denoiser, offers_stream, uses_sigma
 from snl_cli.errors import InputError, OutputError, UsageError
 from snl_cli.noise import noise_report
 from snl_cli.pipeline import (
@@ -44,7 +44,6 @@ from snl_cli.pipeline import (
     ensembled,
     head_frames,
     run_tile,
-    streams,
 )
 from snl_cli.tiles import tile_summary
 from snl_cli.video import Frame, probe, read_frames
@@ -137,7 +136,7 @@ def make_preview(
     overlap = denoiser.context if options.overlap is None else options.overlap
     chunk = options.chunk
     window = chunk + 2 * overlap
-    streamed = streams(denoiser)
+    streamed = offers_stream(denoiser)
     tile = run_tile(denoiser, options, info, window)
     # σ as the full run picks it: from the clip's first frames, when it is used.
     blind = not uses_sigma(denoiser)
