@@ -242,12 +242,17 @@ def denoise_file(
     check_output_path(src, dst, options.overwrite)
     info = probe(src)
     check_frame_size(info)
-    plan = plan_output(info, dst, codec=options.codec, crf=options.crf, preset=options.preset)
+    part = (
+        info
+        if not _is_cut(options)
+        else dataclasses.replace(info, frames=_cut_length(info, options))
+    )
+    plan = plan_output(part, dst, codec=options.codec, crf=options.crf, preset=options.preset)
     for dropped in plan.dropped:
         reporter.warned(f"{dst}: {dropped} is left out")
-    if plan.kind == "images" and info.rotation:
+    if plan.kind in ("images", "image") and info.rotation:
         reporter.warned(
-            f"{dst}: the display rotation ({info.rotation}°) is left out; PNG frames are "
+            f"{dst}: the display rotation ({info.rotation}°) is left out; pictures are "
             "written as stored"
         )
     if denoiser is None:

@@ -100,7 +100,8 @@ def render_summary(summary: dict[str, Any]) -> None:
     """One human line on stdout: what was written, how fast, with which σ."""
     fps = summary["fps"] or 0.0
     out_console.print(
-        f"denoised {summary['frames']} frames in {summary['seconds']:.1f} s "
+        f"denoised {summary['frames']} frame{'' if summary['frames'] == 1 else 's'} in "
+        f"{summary['seconds']:.1f} s "
         f"({fps:.2f} fps, the first after {summary.get('first_frame_seconds') or 0:.1f} s), "
         f"{_told(summary)}, model {summary['model']} -> "
         f"{summary['output']}",

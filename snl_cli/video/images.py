@@ -1,6 +1,8 @@
-"""Folders of still images: listing in natural order, decoding and writing PNG frames.
+"""Still images: listing folders in natural order, decoding, writing PNG frames, and writing
+one picture in the format its suffix names.
 
-Images are decoded and encoded with FFmpeg's own image codecs through PyAV, like video.
+Images are decoded and PNGs encoded with FFmpeg's own image codecs through PyAV, like video;
+JPEG and TIFF pictures are encoded by OpenCV.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import numpy as np
 from snl_cli.errors import InputError, OutputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+JPEG_QUALITY = 95  # a written JPEG picture's quality (OpenCV, 4:4:4 chroma)
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -92,5 +96,40 @@ def write_png(path: Path, rgb: np.ndarray, deep: bool) -> None:
     data += b"".join(bytes(p) for p in context.encode())
     try:
         path.write_bytes(data)
+    except OSError as exc:
+        raise OutputError(exc.strerror or "cannot write", path) from exc
+
+
+def write_picture(path: Path, rgb: np.ndarray, deep: bool) -> None:
+    """Write float RGB (H, W, 3) in [0, 1] as one picture in the format of `path`'s suffix:
+    PNG or TIFF, 8-bit or (deep) 16-bit, or JPEG (8-bit, quality JPEG_QUALITY, 4:4:4).
+
+    Raises:
+        OutputError: the file cannot be encoded or written.
+    """
+    import cv2
+
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        write_png(path, rgb, deep)
+        return
+    jpeg = suffix in JPEG_SUFFIXES
+    deep = deep and not jpeg
+    white, dtype = (65535, np.uint16) if deep else (255, np.uint8)
+    pixels = quantize(np.asarray(rgb, np.float32), white, dtype)
+    params = []
+    if jpeg:
+        sampling = cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444
+        params = [
+            cv2.IMWRITE_JPEG_QUALITY,
+            JPEG_QUALITY,
+            cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+            sampling,
+        ]
+    ok, data = cv2.imencode(suffix, np.ascontiguousarray(pixels[..., ::-1]), params)
+    if not ok:
+        raise OutputError(f"cannot encode a {suffix} picture", path)
+    try:
+        path.write_bytes(data.tobytes())
     except OSError as exc:
         raise OutputError(exc.strerror or "cannot write", path) from exc

@@ -19,7 +19,7 @@ import av
 
 from snl_cli.errors import InputError, OutputError, UsageError
 from snl_cli.video.colour import ColourTags
-from snl_cli.video.images import IMAGE_SUFFIXES
+from snl_cli.video.images import IMAGE_SUFFIXES, JPEG_SUFFIXES
 from snl_cli.video.probe import ClipInfo
 
 # Inputs whose codec is lossless get a lossless output by default.
@@ -53,7 +53,8 @@ class OutputPlan:
 
     Attributes:
         path: the final output path.
-        kind: "video" (a file) or "images" (a folder of PNGs).
+        kind: "video" (a file), "images" (a folder of PNGs) or "image" (one picture, for a
+            one-frame input: PNG, TIFF or JPEG by its suffix).
         container: muxer name for video ("mp4", "matroska", ...), None for folders.
         codec: video encoder ("libx264", "ffv1", ...) or "png".
         pix_fmt: encoder pixel format ("yuv420p10le", ...; "rgb24"/"rgb48be" for PNGs).
@@ -132,7 +133,7 @@ def plan_output(
             dropped=_side_streams(like, frozenset(), "a frame folder holds no {kind}")[1],
         )
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        raise OutputError("an image suffix names one picture; give a folder for frames", path)
+        return _picture_plan(like, path)
     muxer, supported = _muxer(path)
     failures = []
     for encoder in _encoder_candidates(like, path, codec, muxer, supported):
@@ -413,6 +414,35 @@ def _output_tags(like: ClipInfo, pix_fmt: str) -> ColourTags:
     if _family(pix_fmt) == "rgb":
         tags["space"] = "gbr"
     return tags
+
+
+def _picture_plan(like: ClipInfo, path: Path) -> OutputPlan:
+    """One picture (PNG, TIFF or JPEG by suffix) for a one-frame input.
+
+    Raises:
+        OutputError: the input has more than one frame.
+    """
+    if like.frames != 1:
+        raise OutputError(
+            f"an image suffix names one picture and the input has {like.frames} frames; "
+            "give a folder for frames (or --frames N:N+1 for one)",
+            path,
+        )
+    suffix = path.suffix.lower()
+    jpeg = suffix in JPEG_SUFFIXES
+    deep = like.bit_depth > 8 and not jpeg
+    dropped = _side_streams(like, frozenset(), "a picture holds no {kind}")[1]
+    if like.bit_depth > 8 and jpeg:
+        dropped.append(f"{like.bit_depth}-bit depth (JPEG holds 8 bits; write .png or .tif)")
+    return OutputPlan(
+        path=path,
+        kind="image",
+        container=None,
+        codec="mjpeg" if jpeg else "tiff" if suffix in (".tif", ".tiff") else "png",
+        pix_fmt="rgb48" if deep else "rgb24",
+        bit_depth=16 if deep else 8,
+        dropped=dropped,
+    )
 
 
 def _side_streams(

@@ -28,7 +28,7 @@ import numpy as np
 
 from snl_cli.errors import InputError, OutputError
 from snl_cli.video.colour import apply_tags, from_rgb
-from snl_cli.video.images import write_png
+from snl_cli.video.images import write_picture, write_png
 from snl_cli.video.plan import OutputPlan, plan_output
 from snl_cli.video.probe import ClipInfo
 from snl_cli.video.reader import Frame
@@ -83,8 +83,8 @@ class VideoWriter:
         self.overwrite = overwrite
         check_output_path(like.path, self.path, overwrite)
         self.plan = plan_output(like, self.path, codec=codec, crf=crf, preset=preset)
-        sink_class = _ImageSink if self.plan.kind == "images" else _VideoSink
-        self._sink: _ImageSink | _VideoSink = sink_class(self.plan, like)
+        sinks = {"images": _ImageSink, "image": _PictureSink, "video": _VideoSink}
+        self._sink: _ImageSink | _PictureSink | _VideoSink = sinks[self.plan.kind](self.plan, like)
         self.start_pts = start_pts
         if start_pts is not None and isinstance(self._sink, _VideoSink):
             self._sink.cut_start = float(start_pts * like.time_base)
@@ -356,6 +356,33 @@ class _ImageSink:
 
     def finish(self, overwrite: bool) -> None:
         commit_dir(self.tmp, self.plan.path, overwrite)
+        self.tmp = None
+
+    def abort(self) -> None:
+        if self.tmp is not None:
+            discard(self.tmp)
+            self.tmp = None
+
+
+class _PictureSink:
+    """One picture in a hidden file beside the target, renamed into place at the end."""
+
+    def __init__(self, plan: OutputPlan, like: ClipInfo) -> None:
+        self.plan = plan
+        self.tmp: Path | None = None
+        self.written = False
+
+    def open(self) -> None:
+        self.tmp = temp_file_beside(self.plan.path)
+
+    def write(self, rgb: np.ndarray, pts: int, name: str | None, index: int) -> None:
+        if self.written:
+            raise OutputError("a picture holds one frame; give a folder for frames", self.plan.path)
+        write_picture(self.tmp, rgb, self.plan.bit_depth > 8)
+        self.written = True
+
+    def finish(self, overwrite: bool) -> None:
+        commit_file(self.tmp, self.plan.path, overwrite)
         self.tmp = None
 
     def abort(self) -> None:
