@@ -34,7 +34,7 @@ def main() -> None:
     y, x, size = (int(v) for v in args.crop.split(","))
     panels = [
         ("noisy", noisy, psnr([noisy], [clean])),
-        ("snl (blind)", ours, psnr([ours], [clean])),
+        ("snl (blind, 8 passes)", ours, psnr([ours], [clean])),
         (f"bm3d best ({peer.args.split(':')[0]})", peer.frames[0], peer.psnr),
         ("clean (mean of ~500 shots)", clean, None),
     ]
