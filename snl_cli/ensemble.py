@@ -46,6 +46,15 @@ def ensemble_passes(requested: int | None, frames: int | None) -> int:
     return PHOTO_PASSES if frames == 1 else 1
 
 
+def ensembled(
+    denoiser: Denoiser, requested: int | None, frames: int | None
+) -> tuple[Denoiser, int]:
+    """`denoiser` wrapped in the self-ensemble `ensemble_passes` picks for a clip (or cut) of
+    `frames` frames, and its passes (1: `denoiser` itself)."""
+    passes = ensemble_passes(requested, frames)
+    return (Ensemble(denoiser, passes) if passes > 1 else denoiser), passes
+
+
 class Ensemble:
     """`base` averaged over the first `passes` symmetries of `orient`; the same interface
     (`denoisers.Denoiser`), run in chunk windows (it does not stream)."""

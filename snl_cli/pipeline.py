@@ -44,7 +44,7 @@ from snl_cli.denoisers import (
     offers_stream,
     uses_sigma,
 )
-from snl_cli.ensemble import Ensemble, ensemble_passes
+from snl_cli.ensemble import ensembled
 from snl_cli.errors import InputError, UsageError
 from snl_cli.heap import pooled_heap, steady_heap
 from snl_cli.noise import SIGMA_RANGE, estimate_sigma, noise_report, pick_frames
@@ -257,7 +257,7 @@ def denoise_file(
         )
     if denoiser is None:
         denoiser = options.make_denoiser()
-    denoiser, passes = ensembled(denoiser, options, info)
+    denoiser, passes = ensembled(denoiser, options.ensemble, part.frames)
     overlap = denoiser.context if options.overlap is None else options.overlap
     if overlap < denoiser.context:
         reporter.warned(
@@ -305,7 +305,7 @@ def denoise_file(
             cut_start = first_frames[0].pts
             summary["cut"] = {"first_frame": first_frames[0].source_index,
                               "start": round(first_frames[0].time, 6)}  # fmt: skip
-            info = dataclasses.replace(info, frames=_cut_length(info, options))
+            info = part
         with VideoWriter(dst, info, codec=options.codec, crf=options.crf,
                          preset=options.preset, overwrite=options.overwrite,
                          start_pts=cut_start) as writer:  # fmt: skip
@@ -366,14 +366,6 @@ def _report_matrix(info: ClipInfo) -> str | None:
 
     is_rgb = info.pix_fmt.startswith(("gbr", "rgb", "bgr", "gray", "pal"))
     return None if is_rgb else sws_matrix(info.color)
-
-
-def ensembled(denoiser: Denoiser, options: DenoiseOptions, info: ClipInfo) -> tuple[Denoiser, int]:
-    """`denoiser` wrapped in the self-ensemble the options ask for on this clip (or cut), and
-    its passes (1: `denoiser` itself)."""
-    length = _cut_length(info, options) if _is_cut(options) else info.frames
-    passes = ensemble_passes(options.ensemble, length)
-    return (Ensemble(denoiser, passes) if passes > 1 else denoiser), passes
 
 
 def _is_cut(options: DenoiseOptions) -> bool:

@@ -29,6 +29,7 @@ import numpy as np
 
 from snl_cli.controls import Controls, apply_controls
 from snl_cli.denoisers import Denoiser, offers_stream, uses_sigma
+from snl_cli.ensemble import ensembled
 from snl_cli.errors import InputError, OutputError, UsageError
 from snl_cli.noise import noise_report
 from snl_cli.pipeline import (
@@ -41,7 +42,6 @@ from snl_cli.pipeline import (
     _Silent,
     _StreamRun,
     check_options,
-    ensembled,
     head_frames,
     run_tile,
 )
@@ -132,7 +132,7 @@ def make_preview(
     x, y, w, h = _clip_crop(crop, info.width, info.height, src)
     if denoiser is None:
         denoiser = options.make_denoiser()
-    denoiser, _ = ensembled(denoiser, options, info)
+    denoiser, _ = ensembled(denoiser, options.ensemble, info.frames)
     overlap = denoiser.context if options.overlap is None else options.overlap
     chunk = options.chunk
     window = chunk + 2 * overlap
