@@ -33,7 +33,15 @@ from snl_cli.metrics import psnr_tensor
 from snl_cli.model.stan import STAN, STANConfig
 from snl_cli.model.weights import save_stan
 from snl_cli.pairs import load_pairs
-from snl_cli.synthetic import JPEG_QUALITY, NOISE_KINDS, X264_CRF, Mixture, degrade, gaussian
+from snl_cli.synthetic import (
+    JPEG_QUALITY,
+    NOISE_KINDS,
+    X264_CRF,
+    Mixture,
+    degrade,
+    gaussian,
+    random_codec,
+)
 from snl_cli.video.images import IMAGE_SUFFIXES
 
 VAL_SIGMAS = (10, 20, 30, 40, 50)
@@ -58,7 +66,7 @@ class TrainOptions:
     sigma_max: float = 50.0
     noise: str = "gaussian"
     gaussian_share: float = Mixture.gaussian_share  # of clips under noise "mix"
-    codec_share: float = Mixture.codec_share  # of Gaussian clips, then compressed
+    codec_share: float = Mixture.codec_share  # of Gaussian (and transferred) clips, compressed
     pairs: list[str] = field(default_factory=list)
     val_pairs: list[str] = field(default_factory=list)
     pair_share: float = PAIR_SHARE
@@ -106,7 +114,9 @@ class ClipSampler:
     give a noisy/clean crop repeated over the frames (`pair_share` of the clips), and
     `transfer_share` of the other clips carry real noise: each frame gets the residual
     (noisy - clean) of its own random crop of one random pair, so the noise of a real camera
-    meets footage and motion it was not shot with, independent from frame to frame.
+    meets footage and motion it was not shot with, independent from frame to frame;
+    `codec_share` of those then go through a random codec (`random_codec`), as a phone's
+    video of real sensor noise is compressed.
     """
 
     def __init__(
@@ -119,6 +129,7 @@ class ClipSampler:
         pairs: list[tuple[np.ndarray, np.ndarray]] | None = None,
         pair_share: float = PAIR_SHARE,
         transfer_share: float = TRANSFER_SHARE,
+        codec_share: float = 0.0,
     ) -> None:
         usable = [c for c in clips if c.shape[0] >= frames and min(c.shape[1:3]) >= crop]
         self.clips = usable
@@ -132,6 +143,7 @@ class ClipSampler:
         self.clip_weights = sizes
         self.pair_share = 0.0 if not self.pairs else (pair_share if usable or stills else 1.0)
         self.transfer_share = transfer_share if self.pairs else 0.0
+        self.codec_share = codec_share
 
     def sample(self) -> tuple[Tensor, Tensor | None]:
         """A clean clip (frames, 3, crop, crop) float in [0, 1], and its real noisy version
@@ -146,6 +158,8 @@ class ClipSampler:
             clip = self._video_crop(rng.choices(self.clips, weights=self.clip_weights)[0])
         if noisy is None and self.transfer_share and rng.random() < self.transfer_share:
             noisy = self._with_real_residuals(clip, rng.choice(self.pairs))
+            if self.codec_share and rng.random() < self.codec_share:
+                noisy = random_codec(noisy, rng)
         for dim in (-1, -2, 0):
             if rng.random() < 0.5:
                 clip = clip.flip(dim)
@@ -480,6 +494,8 @@ def noise_description(opts: TrainOptions, level_input: bool = False) -> str:
             f", {opts.transfer_share:.0%} of the others with real pairs' noise residuals "
             "(an independent crop per frame) instead of synthetic noise"
         )
+        if opts.codec_share:
+            pairs += f", {opts.codec_share:.0%} of those then {x264} or {jpeg}"
     told = ""
     if level_input:
         told = ", shown the level snl_cli.noise.estimate_sigma reads from the noisy crop"
@@ -545,7 +561,15 @@ def train(
     stills = [img for folder in opts.stills for img in load_stills(Path(folder))]
     pairs = [pair for folder in opts.pairs for pair in load_pairs(Path(folder))]
     sampler = ClipSampler(
-        clips, stills, opts.frames, opts.crop, rng, pairs, opts.pair_share, opts.transfer_share
+        clips,
+        stills,
+        opts.frames,
+        opts.crop,
+        rng,
+        pairs,
+        opts.pair_share,
+        opts.transfer_share,
+        opts.codec_share,
     )
     val_clips = validation_set(opts.val, opts.val_frames, opts.val_crop) if opts.val else []
     val_pairs = pair_validation_set(opts.val_pairs, opts.val_crop)

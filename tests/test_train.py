@@ -108,3 +108,22 @@ def test_transfer_adds_real_residuals_independent_per_frame() -> None:
         assert len({frame.tobytes() for frame in residual}) == 4  # a new crop each frame
     plain = ClipSampler([video], [], 4, 16, random.Random(0), [(noisy, clean)], pair_share=0.0)
     assert plain.sample()[1] is None  # default: synthetic noise only
+
+
+def test_codec_share_compresses_transferred_clips() -> None:
+    """--codec-share also sends real-noise clips through a codec: the frames are no longer the
+    pair's residual crops, and the codec (lossy, smoothing) takes part of the noise away."""
+    rng = np.random.default_rng(2)
+    clean = np.full((64, 64, 3), 100, np.uint8)
+    field = rng.integers(-20, 21, (64, 64, 3))
+    noisy = (clean + field).astype(np.uint8)
+    video = np.full((6, 48, 48, 3), 128, np.uint8)
+    sampler = ClipSampler(
+        [video], [], 4, 32, random.Random(0), [(noisy, clean)], 0.0, 1.0, codec_share=1.0
+    )
+    for _ in range(3):
+        clip, noisy_clip = sampler.sample()
+        residual = ((noisy_clip - clip) * 255).round().permute(0, 2, 3, 1).numpy().astype(int)
+        assert not any(_is_crop_of(frame, field) for frame in residual)
+        assert residual.std() < 0.97 * field.std()
+        assert abs(residual.mean()) < 2.0  # compression keeps the picture's level

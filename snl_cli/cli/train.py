@@ -70,8 +70,9 @@ def train(
         typer.Option(
             min=0.0,
             max=1.0,
-            help="Share of Gaussian clips then compressed (x264 crf 16-30 or JPEG q60-95), "
-            "as re-encoded noisy video is.",
+            help="Share of Gaussian clips, and of clips with --transfer-share's real noise, then "
+            "compressed (x264 crf 16-30 or JPEG q60-95), as recorded or re-encoded noisy video "
+            "is.",
         ),
     ] = 0.0,
     crop: Annotated[int, typer.Option(min=32, help="Crop size in pixels.")] = 96,
