@@ -56,12 +56,15 @@ class BatchOptions:
             level down).
         shard: (i, n), 1 ≤ i ≤ n: only share i of n.
         retry_failed: only the clips whose latest record says they failed.
+        photos: every image is a photograph of its own, also in subfolders (which are then
+            not frame folders); image files directly in the folder always are.
     """
 
     pattern: str = "*"
     recursive: bool = False
     shard: tuple[int, int] | None = None
     retry_failed: bool = False
+    photos: bool = False
 
 
 class BatchEvents(Protocol):
@@ -92,8 +95,8 @@ def shard_of(rel: str, count: int) -> int:
 
 
 def find_clips(folder: Path, options: BatchOptions, exclude: Path | None = None) -> list[Path]:
-    """Video files and frame folders below `folder` (`snl_cli.clips.walk_clips`) whose name
-    matches the pattern, in the shard, sorted by relative path.
+    """Video files, frame folders and photographs below `folder` (`snl_cli.clips.walk_clips`)
+    whose name matches the pattern, in the shard, sorted by relative path.
 
     Hidden entries (snl's temporary outputs among them) and `exclude` (the output folder,
     when it lies inside the input folder) are skipped.
@@ -104,7 +107,7 @@ def find_clips(folder: Path, options: BatchOptions, exclude: Path | None = None)
     if not folder.is_dir():
         raise InputError("not a folder", folder)
     skip = exclude.resolve() if exclude is not None else None
-    found = list(walk_clips(folder, options.recursive, skip))
+    found = list(walk_clips(folder, options.recursive, skip, options.photos))
     found = [p for p in found if fnmatch.fnmatch(p.name, options.pattern)]
     if options.shard is not None:
         index, count = options.shard
@@ -323,7 +326,7 @@ def plan_batch(
     check_folders(folder, outdir)
     clips = find_clips(folder, batch, exclude=outdir)
     meta = {"folder": str(folder.resolve()), "pattern": batch.pattern,
-            "recursive": batch.recursive}  # fmt: skip
+            "recursive": batch.recursive, "photos": batch.photos}  # fmt: skip
     manifest = Manifest(outdir, batch.shard, meta)
     if batch.retry_failed:
         clips = [c for c in clips if manifest.status(_rel(c, folder)) == "failed"]
@@ -510,7 +513,11 @@ def batch_status(outdir: str | os.PathLike[str]) -> dict[str, Any]:
         raise OutputError("no snl batch manifest here (.snl-batch*.json)", outdir)
     meta = metas[-1]
     folder = Path(meta["folder"])
-    batch = BatchOptions(pattern=meta.get("pattern", "*"), recursive=meta.get("recursive", False))
+    batch = BatchOptions(
+        pattern=meta.get("pattern", "*"),
+        recursive=meta.get("recursive", False),
+        photos=meta.get("photos", False),
+    )
     rows = []
     for src in find_clips(folder, batch, exclude=outdir):
         rel = _rel(src, folder)

@@ -1,10 +1,11 @@
 """Clips on disk: finding video files and frame folders, and holding a clip whole as 8-bit
 frames (training, benchmarks, the demo).
 
-A clip is a video file or a frame folder (a folder holding images). `walk_clips` lists the
-clips below a folder (`snl batch`); `expand_clips` takes paths that are clips or folders of
-clips (`snl train --data`, `snl bench denoise`). `read_uint8` decodes frames as uint8 RGB
-(H, W, 3) and `write_lossless` writes such frames so that decoding gives them back exactly.
+A clip is a video file, a frame folder (a folder holding images) or a photograph.
+`walk_clips` lists the clips below a folder (`snl batch`); `expand_clips` takes paths that
+are clips or folders of clips (`snl train --data`, `snl bench denoise`). `read_uint8`
+decodes frames as uint8 RGB (H, W, 3) and `write_lossless` writes such frames so that
+decoding gives them back exactly.
 """
 
 from __future__ import annotations
@@ -36,9 +37,20 @@ def holds_images(folder: Path) -> bool:
         return False
 
 
-def walk_clips(folder: Path, recursive: bool = False, skip: Path | None = None) -> Iterator[Path]:
-    """Video files (by suffix) and frame folders in `folder`, in name order; with `recursive`
-    also in its subfolders that are not frame folders.
+def walk_clips(
+    folder: Path,
+    recursive: bool = False,
+    skip: Path | None = None,
+    photos: bool = False,
+    top: bool = True,
+) -> Iterator[Path]:
+    """Video files (by suffix), frame folders and photographs in `folder`, in name order; with
+    `recursive` also in its subfolders that are not frame folders.
+
+    Image files directly in `folder` (the top level) are photographs: one-frame clips each,
+    since a collection of clips holds no loose frames. A folder holding images below it is a
+    frame folder (one clip, a frame sequence), unless `photos`: then every image file is a
+    photograph of its own and folders of images are walked like any other folder.
 
     Hidden entries (snl's temporary outputs among them) and `skip` (a resolved path: the
     output folder when it lies inside the input folder) are left out.
@@ -56,12 +68,14 @@ def walk_clips(folder: Path, recursive: bool = False, skip: Path | None = None) 
         if skip is not None and entry.resolve() == skip:
             continue
         if entry.is_dir():
-            if holds_images(entry):
+            if not photos and holds_images(entry):
                 yield entry
             elif recursive:
-                yield from walk_clips(entry, recursive, skip)
-        elif entry.is_file() and entry.suffix.lower() in VIDEO_SUFFIXES:
-            yield entry
+                yield from walk_clips(entry, recursive, skip, photos, top=False)
+        elif entry.is_file():
+            suffix = entry.suffix.lower()
+            if suffix in VIDEO_SUFFIXES or ((photos or top) and suffix in IMAGE_SUFFIXES):
+                yield entry
 
 
 def expand_clips(paths: list[Path] | list[str]) -> list[Path]:

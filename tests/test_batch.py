@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import media
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -287,3 +289,34 @@ def test_a_failed_clip_does_not_make_a_strangers_file_ours(tree: Path) -> None:
 def test_status_without_a_manifest(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="no snl batch manifest"):
         batch_status(tmp_path)
+
+
+def _box3(image: np.ndarray) -> np.ndarray:
+    """3x3 mean with edge replication, float64 (the Blur stand-in, independently)."""
+    padded = np.pad(image.astype(np.float64), ((1, 1), (1, 1), (0, 0)), mode="edge")
+    H, W, _ = image.shape
+    return sum(padded[y : y + H, x : x + W] for y in range(3) for x in range(3)) / 9
+
+
+def test_photos_are_clips_of_their_own(tmp_path: Path) -> None:
+    """Images directly in the folder are photographs (any sizes, each its own output); a
+    subfolder of images stays a frame sequence unless --photos."""
+    root = tmp_path / "in"
+    media.make_frames(root, size=(40, 32), names=["a.png"])
+    media.make_frames(root, size=(24, 36), names=["b.png"])
+    media.make_frames(root / "trip", size=(32, 24), names=["x.png", "y.png"])
+    assert _rels(find_clips(root, BatchOptions()), root) == ["a.png", "b.png", "trip"]
+    photos = BatchOptions(recursive=True, photos=True)
+    assert _rels(find_clips(root, photos), root) == ["a.png", "b.png", "trip/x.png", "trip/y.png"]
+
+    outdir = tmp_path / "out"
+    report = run_batch(root, outdir, OPTIONS, photos, denoiser=Blur())
+    assert (report["done"], report["failed"], report["frames"]) == (4, 0, 4)
+    for rel in ("a.png", "b.png", "trip/x.png", "trip/y.png"):
+        source = cv2.imread(str(root / rel))
+        result = cv2.imread(str(outdir / rel))
+        assert result.shape == source.shape
+        assert np.abs(result - _box3(source)).max() <= 0.51  # 8-bit rounding of the blur
+    again = run_batch(root, outdir, OPTIONS, photos, denoiser=Blur())
+    assert again["skipped"] == 4 and again["done"] == 0
+    assert [r["status"] for r in batch_status(outdir)["clips"]] == ["done"] * 4

@@ -89,6 +89,14 @@ def batch(
     recursive: Annotated[
         bool, typer.Option("--recursive/--no-recursive", help="Look in nested subfolders too.")
     ] = False,
+    photos: Annotated[
+        bool,
+        typer.Option(
+            "--photos",
+            help="Every image is a photograph of its own, also in subfolders (not a frame "
+            "sequence). Images directly in FOLDER always are.",
+        ),
+    ] = False,
     shard: Annotated[
         str | None,
         typer.Option("--shard", metavar="I/N", help="Process share I of N (1-based)."),
@@ -183,7 +191,7 @@ def batch(
 
     with cli_errors():
         share = parse_shard(shard) if shard is not None else None
-        which = BatchOptions(pattern, recursive, share, retry_failed)
+        which = BatchOptions(pattern, recursive, share, retry_failed=retry_failed, photos=photos)
         if ray is None:
             report = run_batch(folder, outdir, options, which, _Events())
         else:

@@ -133,7 +133,8 @@ def _read_images(
         if (frame.width, frame.height) != size:
             raise InputError(
                 f"image is {frame.width}x{frame.height}, expected {size[0]}x{size[1]} "
-                f"like {files[0].name}",
+                f"like {files[0].name} (a frame folder is one clip; separate photographs: "
+                "snl batch --photos)",
                 path,
             )
         check_pixel_format(frame, path)
