@@ -91,19 +91,28 @@ def _is_crop_of(frame: np.ndarray, field: np.ndarray) -> bool:
     return False
 
 
+def _flat_pair_and_video(size: int, seed: int) -> tuple[np.ndarray, tuple, np.ndarray]:
+    """A real pair whose residual is a known random field (size, size, 3) in -20..20, and a
+    flat grey video (6, 48, 48, 3) to move its noise onto: (field, (noisy, clean), video)."""
+    clean = np.full((size, size, 3), 100, np.uint8)
+    field = np.random.default_rng(seed).integers(-20, 21, (size, size, 3))
+    return field, ((clean + field).astype(np.uint8), clean), np.full((6, 48, 48, 3), 128, np.uint8)
+
+
+def _residual(clip, noisy_clip) -> np.ndarray:
+    """noisy - clean of a sampled clip, (T, c, c, 3) integers (0-255 scale)."""
+    return ((noisy_clip - clip) * 255).round().permute(0, 2, 3, 1).numpy().astype(int)
+
+
 def test_transfer_adds_real_residuals_independent_per_frame() -> None:
-    rng = np.random.default_rng(1)
-    clean = np.full((40, 40, 3), 100, np.uint8)
-    field = rng.integers(-20, 21, (40, 40, 3))
-    noisy = (clean + field).astype(np.uint8)
-    video = np.full((6, 48, 48, 3), 128, np.uint8)
+    field, (noisy, clean), video = _flat_pair_and_video(40, seed=1)
     sampler = ClipSampler(
         [video], [], 4, 16, random.Random(0), [(noisy, clean)], pair_share=0.0, transfer_share=1.0
     )
     for _ in range(5):
         clip, noisy_clip = sampler.sample()
         assert noisy_clip is not None
-        residual = ((noisy_clip - clip) * 255).round().permute(0, 2, 3, 1).numpy().astype(int)
+        residual = _residual(clip, noisy_clip)
         assert all(_is_crop_of(frame, field) for frame in residual)
         assert len({frame.tobytes() for frame in residual}) == 4  # a new crop each frame
     plain = ClipSampler([video], [], 4, 16, random.Random(0), [(noisy, clean)], pair_share=0.0)
@@ -113,17 +122,12 @@ def test_transfer_adds_real_residuals_independent_per_frame() -> None:
 def test_codec_share_compresses_transferred_clips() -> None:
     """--codec-share also sends real-noise clips through a codec: the frames are no longer the
     pair's residual crops, and the codec (lossy, smoothing) takes part of the noise away."""
-    rng = np.random.default_rng(2)
-    clean = np.full((64, 64, 3), 100, np.uint8)
-    field = rng.integers(-20, 21, (64, 64, 3))
-    noisy = (clean + field).astype(np.uint8)
-    video = np.full((6, 48, 48, 3), 128, np.uint8)
+    field, (noisy, clean), video = _flat_pair_and_video(64, seed=2)
     sampler = ClipSampler(
         [video], [], 4, 32, random.Random(0), [(noisy, clean)], 0.0, 1.0, codec_share=1.0
     )
     for _ in range(3):
-        clip, noisy_clip = sampler.sample()
-        residual = ((noisy_clip - clip) * 255).round().permute(0, 2, 3, 1).numpy().astype(int)
+        residual = _residual(*sampler.sample())
         assert not any(_is_crop_of(frame, field) for frame in residual)
         assert residual.std() < 0.97 * field.std()
         assert abs(residual.mean()) < 2.0  # compression keeps the picture's level
