@@ -22,8 +22,8 @@ from torch import nn
 from snl_cli.flow import estimate_flows
 from snl_cli.metrics import psnr
 from snl_cli.model.weights import load_stan
+from snl_cli.sampler import load_clip
 from snl_cli.synthetic import noisy_frames
-from snl_cli.train import load_clip
 
 
 def _set_wt(model, wt: int) -> None:

@@ -18,8 +18,8 @@ from snl_cli.denoisers import StanDenoiser
 from snl_cli.metrics import psnr
 from snl_cli.model.stan import estimate_level
 from snl_cli.model.weights import load_stan
+from snl_cli.sampler import load_clip
 from snl_cli.synthetic import noisy_frames
-from snl_cli.train import load_clip
 
 
 def main() -> None:

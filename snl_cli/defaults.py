@@ -10,5 +10,5 @@ DEFAULT_CHUNK = 32
 # Memory for the denoiser's working set on the CPU, besides the frames a window holds (~40
 # bytes per pixel and frame) and the process (~0.4 GB); also at most half of the memory
 # available when a run starts, less those. Tiles are sized from it
-# (`snl_cli.pipeline.auto_tile`): smaller tiles compute more pixels twice (halos, overlaps).
+# (`snl_cli.memory.auto_tile`): smaller tiles compute more pixels twice (halos, overlaps).
 WORK_BUDGET = 3 << 30

@@ -179,7 +179,7 @@ class StanDenoiser:
     bytes_per_pixel = 400  # measured 348-403 (480x272, 480x544; 8, 16 frames), see defaults
     # of one frame, a streamed run's whole footprint besides the process: measured peaks of
     # `make bench-laptop` (0.4 GB of process): 1.22 GB at 960x540 (pooled heap), 2.55 GB at
-    # 1920x1080 (mmap regime), see `pipeline.POOLED_BYTES_PER_PIXEL`
+    # 1920x1080 (mmap regime), see `memory.POOLED_BYTES_PER_PIXEL`
     stream_bytes_per_pixel = 1600
     # of that, what the stream keeps from frame to frame (every tile's, when tiled): the
     # frames and features of its temporal window, ~0.83 GB at 1920x1080, plus the frames

@@ -82,7 +82,7 @@ def pooled_heap() -> Iterator[None]:
     Measured on STAN's stream at 1920x1080 (16 frames, 2 cores): the mmap regime took 15.4 M
     page faults, 56 s of system time and 70 s in all, peak 2.6 GB; pooled, 3.1 M faults, 26 s
     and 47 s, peak 3.7 GB (freed blocks interleave with the frames kept). The pipeline pools
-    only frames small enough for that footprint (`pipeline.POOL_BUDGET`).
+    only frames small enough for that footprint (`memory.POOL_BUDGET`).
     """
     libc = _glibc()
     if libc is None:

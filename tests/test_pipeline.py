@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from snl_cli.errors import OutputError, UsageError
+from snl_cli.memory import auto_tile
 from snl_cli.pipeline import (
     DenoiseOptions,
     _ChunkRun,
     _Lookahead,
-    auto_tile,
     check_options,
     denoise_file,
     ramp_weights,
@@ -207,9 +207,9 @@ def _pieces(denoiser: _Pieces, height: int, width: int, tile) -> list[tuple[int,
 
 
 def test_auto_tile_skips_tiling_when_a_whole_window_fits(monkeypatch) -> None:
-    import snl_cli.pipeline as pipeline
+    import snl_cli.memory as memory
 
-    monkeypatch.setattr(pipeline, "available_memory", lambda device: 64 << 30)
+    monkeypatch.setattr(memory, "available_memory", lambda device: 64 << 30)
     assert auto_tile(BoxBlur(), 20, 480, 854) == 854  # 20·480·854·64 B ≈ 0.5 GiB: whole frames
 
 
@@ -217,10 +217,10 @@ def test_auto_tile_skips_tiling_when_a_whole_window_fits(monkeypatch) -> None:
 def test_auto_tile_fits_the_budget_with_the_fewest_pixels(monkeypatch, height, width) -> None:
     """Run the tiles auto_tile picks: the largest piece fits the working-set budget, and no
     square tile that fits computes fewer pixels (counted from the pieces actually run)."""
-    import snl_cli.pipeline as pipeline
+    import snl_cli.memory as memory
 
-    monkeypatch.setattr(pipeline, "available_memory", lambda device: 64 << 30)
-    monkeypatch.setattr(pipeline, "WORK_BUDGET", 256 << 20)
+    monkeypatch.setattr(memory, "available_memory", lambda device: 64 << 30)
+    monkeypatch.setattr(memory, "WORK_BUDGET", 256 << 20)
     frames, denoiser = 20, _Pieces(halo=16, bytes_per_pixel=400)
     budget_pixels = (256 << 20) // (frames * 400)
     shapes = _pieces(denoiser, height, width, auto_tile(denoiser, frames, height, width))
@@ -234,12 +234,12 @@ def test_auto_tile_fits_the_budget_with_the_fewest_pixels(monkeypatch, height, w
 
 def test_auto_tile_leaves_room_for_the_frames_a_window_holds(monkeypatch) -> None:
     """With little memory available, the frame-sized buffers of the window come first."""
-    import snl_cli.pipeline as pipeline
+    import snl_cli.memory as memory
 
-    monkeypatch.setattr(pipeline, "available_memory", lambda device: 3 << 30)
+    monkeypatch.setattr(memory, "available_memory", lambda device: 3 << 30)
     denoiser = _Pieces(halo=16, bytes_per_pixel=400)
-    fixed = pipeline.estimate_peak(denoiser, 20, 540, 960, 0)
-    share = int(pipeline.MEMORY_SHARE * (3 << 30))
+    fixed = memory.estimate_peak(denoiser, 20, 540, 960, 0)
+    share = int(memory.MEMORY_SHARE * (3 << 30))
     shapes = _pieces(denoiser, 540, 960, auto_tile(denoiser, 20, 540, 960))
     assert fixed + 20 * 400 * max(h * w for h, w in shapes) <= share
 
@@ -343,13 +343,13 @@ _PEAK_SCRIPT = textwrap.dedent(
     import json, resource, sys
     sys.path.insert(0, {tests!r})
     import torch
-    import snl_cli.pipeline as pipeline
+    import snl_cli.memory as memory
     from test_pipeline import TemporalMean
     from snl_cli.pipeline import DenoiseOptions, denoise_file
 
     torch.set_num_threads(1)
     if len(sys.argv) > 4:  # a working-set budget: the frames are tiled on their own
-        pipeline.WORK_BUDGET = int(sys.argv[4])
+        memory.WORK_BUDGET = int(sys.argv[4])
     if len(sys.argv) > 3 and sys.argv[3]:  # STAN weights: the real denoiser and heap regime
         tile = int(sys.argv[5]) if len(sys.argv) > 5 else None  # a stream per tile
         options = DenoiseOptions(chunk=8, sigma=10, model="stan", weights=sys.argv[3], tile=tile)
