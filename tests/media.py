@@ -6,6 +6,7 @@ plain PyAV, so tests can compare snl's behaviour against independent facts.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -339,3 +340,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB for images in [0, 1]."""
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
+
+
+def garbage(size: int, seed: int = 0) -> bytes:
+    """`size` seeded random bytes: a damaged file that no demuxer reads as video, the same in
+    every run (os.urandom bytes are sometimes sniffed as audio: "no video stream")."""
+    return random.Random(seed).randbytes(size)

@@ -114,7 +114,7 @@ def test_bad_shards_are_usage_errors(text: str) -> None:
 
 
 def test_outputs_mirror_the_tree_and_a_bad_clip_does_not_stop_the_rest(tree: Path) -> None:
-    (tree / "sub" / "bad.mp4").write_bytes(os.urandom(3000))
+    (tree / "sub" / "bad.mp4").write_bytes(media.garbage(3000))
     outdir = tree.parent / "out"
     report = run_batch(tree, outdir, OPTIONS, BatchOptions(recursive=True), denoiser=Blur())
     rows = _rows(report)
@@ -245,7 +245,7 @@ def test_bad_folders(tmp_path: Path, tree: Path) -> None:
 def test_status_merges_the_shards_manifests_and_retry_failed_reruns_only_failures(
     tree: Path,
 ) -> None:
-    (tree / "sub" / "bad.mp4").write_bytes(os.urandom(3000))
+    (tree / "sub" / "bad.mp4").write_bytes(media.garbage(3000))
     outdir = tree.parent / "out"
     shares = {"a.mp4": 2, "sub/bad.mp4": 2, "sub/deeper/c.mov": 1, "frames": 3, "sub/b.mkv": 3}
     assert {rel: shard_of(rel, 3) for rel in shares} == shares  # shares never move

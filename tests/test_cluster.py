@@ -205,7 +205,7 @@ def test_cli_bad_clip_among_good_ones_then_status_and_retry_failed(
     cluster, runner, tmp_path: Path
 ) -> None:
     root = _archive(tmp_path / "in", count=3, frames=4)
-    (root / "broken.mp4").write_bytes(os.urandom(4096))
+    (root / "broken.mp4").write_bytes(media.garbage(4096))
     outdir = tmp_path / "out"
     args = ["batch", str(root), "-o", str(outdir), "--ray", "--model", "nlm", "--sigma", "5"]
     result = runner.invoke(app, [*args, "--json"])

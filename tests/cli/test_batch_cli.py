@@ -4,7 +4,6 @@ second run skips what is done, shards split the work, and the report is a table 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ def archive(tmp_path: Path) -> Path:
     media.make_clip(root / "one.mp4", frames=4, audio=True)
     media.make_clip(root / "day2" / "two.mkv", frames=3)
     media.make_frames(root / "day2" / "stills", frames=2)
-    (root / "day2" / "corrupt.mp4").write_bytes(os.urandom(4096))
+    (root / "day2" / "corrupt.mp4").write_bytes(media.garbage(4096))
     return root
 
 

@@ -239,7 +239,7 @@ def _gradient_clip(path: Path, frames: int, size: tuple[int, int]) -> Path:
 
 def test_bad_input_is_one_line_naming_the_file(runner, tmp_path: Path) -> None:
     bad = tmp_path / "broken.mp4"
-    bad.write_bytes(os.urandom(2048))
+    bad.write_bytes(media.garbage(2048))
     result = _denoise(runner, bad, tmp_path / "out.mp4")
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
