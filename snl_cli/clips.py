@@ -50,7 +50,8 @@ def walk_clips(
     Image files directly in `folder` (the top level) are photographs: one-frame clips each,
     since a collection of clips holds no loose frames. A folder holding images below it is a
     frame folder (one clip, a frame sequence), unless `photos`: then every image file is a
-    photograph of its own and folders of images are walked like any other folder.
+    photograph of its own, and a subfolder of images is looked into (as a frame folder would
+    be found) even without `recursive`.
 
     Hidden entries (snl's temporary outputs among them) and `skip` (a resolved path: the
     output folder when it lies inside the input folder) are left out.
@@ -68,9 +69,10 @@ def walk_clips(
         if skip is not None and entry.resolve() == skip:
             continue
         if entry.is_dir():
-            if not photos and holds_images(entry):
+            images = holds_images(entry)
+            if images and not photos:
                 yield entry
-            elif recursive:
+            elif recursive or (images and top):  # photos: a folder of them, one level down
                 yield from walk_clips(entry, recursive, skip, photos, top=False)
         elif entry.is_file():
             suffix = entry.suffix.lower()

@@ -306,8 +306,14 @@ def test_photos_are_clips_of_their_own(tmp_path: Path) -> None:
     media.make_frames(root, size=(24, 36), names=["b.png"])
     media.make_frames(root / "trip", size=(32, 24), names=["x.png", "y.png"])
     assert _rels(find_clips(root, BatchOptions()), root) == ["a.png", "b.png", "trip"]
-    photos = BatchOptions(recursive=True, photos=True)
+    photos = BatchOptions(photos=True)  # found one level down, as frame folders are
     assert _rels(find_clips(root, photos), root) == ["a.png", "b.png", "trip/x.png", "trip/y.png"]
+    media.make_frames(root / "trip" / "day2", size=(32, 24), names=["z.png"])
+    assert "trip/day2/z.png" not in _rels(find_clips(root, photos), root)
+    deep = _rels(find_clips(root, BatchOptions(recursive=True, photos=True)), root)
+    assert deep == ["a.png", "b.png", "trip/day2/z.png", "trip/x.png", "trip/y.png"]
+    (root / "trip" / "day2" / "z.png").unlink()
+    (root / "trip" / "day2").rmdir()
 
     outdir = tmp_path / "out"
     report = run_batch(root, outdir, OPTIONS, photos, denoiser=Blur())
