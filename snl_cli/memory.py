@@ -31,6 +31,12 @@ POOLED_BYTES_PER_PIXEL = 1600
 POOL_BUDGET = 3 << 29  # 1.5 GiB: frames up to ~1 megapixel (1280x720)
 
 
+def fits_pooled_heap(pixels: int) -> bool:
+    """Whether a streamed run on frames of `pixels` pixels takes its buffers from the pooled
+    heap (`heap.pooled_heap`): when its footprint there stays under POOL_BUDGET."""
+    return pixels * POOLED_BYTES_PER_PIXEL <= POOL_BUDGET
+
+
 def available_memory(device: torch.device) -> int:
     """Bytes that can be allocated now on `device` (free GPU memory, or available RAM)."""
     if device.type == "cuda":

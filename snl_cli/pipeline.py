@@ -47,13 +47,7 @@ from snl_cli.denoisers import (
 from snl_cli.ensemble import ensembled
 from snl_cli.errors import InputError, UsageError
 from snl_cli.heap import pooled_heap, steady_heap
-from snl_cli.memory import (
-    POOL_BUDGET,
-    POOLED_BYTES_PER_PIXEL,
-    auto_tile,
-    available_memory,
-    stream_footprint,
-)
+from snl_cli.memory import auto_tile, available_memory, fits_pooled_heap, stream_footprint
 from snl_cli.noise import SIGMA_RANGE, estimate_sigma, noise_report, pick_frames
 from snl_cli.tiles import (
     MIN_TILE,
@@ -512,8 +506,8 @@ class _StreamRun:
         tile: Tile | None = None,
         region: tuple[int, int, int, int] | None = None,
     ):
-        """`pooled`: run in `heap.pooled_heap` (None: when the frame is small enough, see
-        POOLED_BYTES_PER_PIXEL); it changes the speed and the footprint, not the output.
+        """`pooled`: run in `heap.pooled_heap` (None: when the frame is small enough,
+        `memory.fits_pooled_heap`); it changes the speed and the footprint, not the output.
         `focus` (frame, frames): only that frame of a clip of `frames` frames is denoised
         (`snl preview`); the others come out as their input (not valid). `tile`: frames are
         cut into these tiles, a stream each (None: whole frames); `region` (y0, y1, x0, x1):
@@ -528,7 +522,6 @@ class _StreamRun:
         waiting: deque[Frame] = deque()  # pushed, not yet out
         head = stream.fill(1)
         height, width = head[0].rgb.shape[:2] if head else (0, 0)
-        pixels = height * width
 
         def tile_stream() -> FrameStream:
             run = frame_stream(self.denoiser, self.sigma, self.focus)
@@ -538,9 +531,7 @@ class _StreamRun:
         keep_input = self.focus is not None or not self.controls.is_identity
         tile = max(height, width) if self.tile is None else self.tile
         run = TiledStream(tile_stream, height, width, tile, self.denoiser.halo, self.region)
-        pooled = self.pooled
-        if pooled is None:
-            pooled = pixels * POOLED_BYTES_PER_PIXEL <= POOL_BUDGET
+        pooled = fits_pooled_heap(height * width) if self.pooled is None else self.pooled
         with pooled_heap() if pooled else nullcontext():  # reuse the same pages every frame
             while True:
                 ended = not stream.fill(1)
