@@ -38,11 +38,7 @@ def holds_images(folder: Path) -> bool:
 
 
 def walk_clips(
-    folder: Path,
-    recursive: bool = False,
-    skip: Path | None = None,
-    photos: bool = False,
-    top: bool = True,
+    folder: Path, recursive: bool = False, skip: Path | None = None, photos: bool = False
 ) -> Iterator[Path]:
     """Video files (by suffix), frame folders and photographs in `folder`, in name order; with
     `recursive` also in its subfolders that are not frame folders.
@@ -59,6 +55,13 @@ def walk_clips(
     Raises:
         InputError: `folder` cannot be listed.
     """
+    return _walk(folder, recursive, skip, photos, top=True)
+
+
+def _walk(
+    folder: Path, recursive: bool, skip: Path | None, photos: bool, top: bool
+) -> Iterator[Path]:
+    """`walk_clips` below `folder`; `top`: `folder` is the one walked, not a subfolder."""
     try:
         entries = sorted(folder.iterdir())
     except OSError as exc:
@@ -73,7 +76,7 @@ def walk_clips(
             if images and not photos:
                 yield entry
             elif recursive or (images and top):  # photos: a folder of them, one level down
-                yield from walk_clips(entry, recursive, skip, photos, top=False)
+                yield from _walk(entry, recursive, skip, photos, top=False)
         elif entry.is_file():
             suffix = entry.suffix.lower()
             if suffix in VIDEO_SUFFIXES or ((photos or top) and suffix in IMAGE_SUFFIXES):

@@ -287,11 +287,16 @@ def truncate(path: Path, fraction: float, target: Path | None = None) -> Path:
     return target
 
 
+BAD_INPUTS = ["missing", "empty", "random", "broken_png", "no_images", "truncated", "bayer",
+              "audio_only"]  # fmt: skip
+
+
 def make_bad_inputs(folder: Path) -> dict[str, tuple[Path, str]]:
     """Broken inputs by name, each with a phrase its error message must contain."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "empty.mp4").write_bytes(b"")
     (folder / "random.mp4").write_bytes(np.random.default_rng(0).bytes(4096))
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + garbage(256))
     (folder / "no_images").mkdir(exist_ok=True)
     (folder / "no_images" / "notes.txt").write_text("not an image")
     clip = make_clip(folder / "whole.mp4", frames=8)
@@ -299,6 +304,7 @@ def make_bad_inputs(folder: Path) -> dict[str, tuple[Path, str]]:
         "missing": (folder / "missing.mp4", "no such file"),
         "empty": (folder / "empty.mp4", "empty file"),
         "random": (folder / "random.mp4", "cannot read as video"),
+        "broken_png": (folder / "broken.png", "no decodable image"),
         "no_images": (folder / "no_images", "no images"),
         "truncated": (truncate(clip, 0.5, folder / "truncated.mp4"), "cannot read as video"),
         "bayer": (make_bayer(folder / "bayer.nut"), "unsupported pixel format bayer_rggb8"),

@@ -21,7 +21,7 @@ import av
 
 from snl_cli.errors import InputError, SnlError
 from snl_cli.video.colour import ColourTags, merge_tags, tags_of
-from snl_cli.video.images import decode_image, list_images
+from snl_cli.video.images import IMAGE_SUFFIXES, decode_image, list_images
 
 DEFAULT_IMAGE_FPS = Fraction(25)
 _HW_FORMATS = ("vaapi", "cuda", "qsv", "vdpau", "d3d11", "d3d12", "dxva2", "videotoolbox")
@@ -209,6 +209,12 @@ def check_pixel_format(frame: av.VideoFrame, path: Path) -> None:
         raise InputError(f"unsupported pixel format {fmt.name}", path)
 
 
+def no_frame_error(path: Path) -> InputError:
+    """The error for a file that opens but yields no frame: a broken image or video."""
+    kind = "image" if Path(path).suffix.lower() in IMAGE_SUFFIXES else "video frame"
+    return InputError(f"no decodable {kind}", path)
+
+
 def bit_depth(pix_fmt: str) -> int:
     """Bits per component of a pixel format (the largest component)."""
     return max(c.bits for c in av.VideoFormat(pix_fmt).components)
@@ -219,7 +225,7 @@ def _probe_video(path: Path) -> ClipInfo:
         stream = video_stream(container, path)
         first = next(decode_packets(container, stream), None)
         if first is None:
-            raise InputError("no decodable video frame", path)
+            raise no_frame_error(path)
         check_pixel_format(first, path)
         frames, truncated = _count_frames(container, stream, path)
         broken = _duplicate_timestamps(path)

@@ -19,6 +19,7 @@ from snl_cli.video.probe import (
     bit_depth,
     check_pixel_format,
     decode_packets,
+    no_frame_error,
     open_input,
     video_stream,
 )
@@ -109,7 +110,7 @@ def _read_video(path: Path, start: int, stop: int | None) -> Generator[Frame, No
                 yield Frame(rgb, pts, frame.time_base or stream.time_base, index)
             index += 1
         if index == 0:
-            raise InputError("no decodable video frame", path)
+            raise no_frame_error(path)
 
 
 def _frame_step(stream: av.VideoStream) -> Fraction:

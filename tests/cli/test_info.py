@@ -9,8 +9,6 @@ import pytest
 
 from snl_cli.cli import app
 
-BAD_INPUTS = ["missing", "empty", "random", "no_images", "truncated", "bayer", "audio_only"]
-
 
 def test_table(runner, h264_aac):
     result = runner.invoke(app, ["info", str(h264_aac)])
@@ -53,7 +51,7 @@ def test_json_frame_folder(runner, make_frames):
     assert data["duration"] == pytest.approx(0.1)
 
 
-@pytest.mark.parametrize("name", BAD_INPUTS)
+@pytest.mark.parametrize("name", media.BAD_INPUTS)
 @pytest.mark.parametrize("as_json", [False, True])
 def test_bad_input_is_one_line(runner, tmp_path, name, as_json):
     path, phrase = media.make_bad_inputs(tmp_path / "bad")[name]

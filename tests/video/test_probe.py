@@ -124,9 +124,7 @@ def test_to_json_is_plain_json(h264_aac):
     assert data["audio"] == [{"codec": "aac", "channels": 2, "sample_rate": 48000}]
 
 
-@pytest.mark.parametrize(
-    "name", ["missing", "empty", "random", "no_images", "truncated", "bayer", "audio_only"]
-)
+@pytest.mark.parametrize("name", media.BAD_INPUTS)
 def test_bad_input(tmp_path, name):
     path, phrase = media.make_bad_inputs(tmp_path / "bad")[name]
     with pytest.raises(InputError) as caught:

@@ -181,9 +181,7 @@ def test_truncated_mkv_yields_what_decodes(make_clip, tmp_path):
     assert len(frames) == len(media.video_frames_meta(cut))
 
 
-@pytest.mark.parametrize(
-    "name", ["missing", "empty", "random", "no_images", "truncated", "bayer", "audio_only"]
-)
+@pytest.mark.parametrize("name", media.BAD_INPUTS)
 def test_bad_input(tmp_path, name):
     path, phrase = media.make_bad_inputs(tmp_path / "bad")[name]
     with pytest.raises(InputError, match=phrase) as caught:
