@@ -13,7 +13,7 @@ import torch
 
 from snl_cli.defaults import WORK_BUDGET
 from snl_cli.denoisers import Denoiser
-from snl_cli.tiles import MIN_TILE, Tile, tile_grid, tile_starts
+from snl_cli.tiles import MIN_TILE, Tile, axis_cores, tile_grid
 
 MEMORY_SHARE = 0.5  # of the memory available when the run starts, for auto tiles
 # Resident memory of a CPU run besides the denoiser's working set, measured with
@@ -78,9 +78,8 @@ def estimate_peak(denoiser: Denoiser, frames: int, height: int, width: int, piec
 def _axis_tiles(size: int, tile: int, halo: int) -> tuple[int, int]:
     """(pixels computed along the axis, longest piece) for tiles of `tile` (halo included),
     as `denoise_tiled` cuts them when the frame is tiled."""
-    core = max(MIN_TILE, tile - 2 * halo)
-    lengths = [min(size, s + min(core, size) + halo) - max(0, s - halo)
-               for s in tile_starts(size, core, max(1, halo))]  # fmt: skip
+    starts, core = axis_cores(size, max(MIN_TILE, tile - 2 * halo), max(1, halo))
+    lengths = [min(size, s + core + halo) - max(0, s - halo) for s in starts]
     return sum(lengths), max(lengths)
 
 

@@ -39,6 +39,17 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     return [round(i * (size - tile) / (count - 1)) for i in range(count)]
 
 
+def axis_cores(size: int, core: int, overlap: int) -> tuple[list[int], int]:
+    """(starts, length) of the tile cores along an axis of `size` pixels: as few cores of at
+    most `core` pixels as cover it overlapping by at least `overlap`, each shrunk to share it
+    evenly (a 1080-pixel axis in cores of at most 960 gets two of ~556, not two of 960)."""
+    count = len(tile_starts(size, core, overlap))
+    if count == 1:
+        return [0], min(core, size)
+    length = min(core, math.ceil((size + (count - 1) * overlap) / count))
+    return tile_starts(size, length, overlap), length
+
+
 def axis_ramp(start: int, length: int, total: int, fade: int) -> Tensor:
     """1-D blend weight (length,) of a tile's core along one axis of `total` pixels: ramps
     in over `fade` pixels at its inner edges."""
@@ -98,11 +109,11 @@ def tile_grid(height: int, width: int, tile: Tile, halo: int) -> list[TilePiece]
     if tile_h >= height and tile_w >= width:
         return [TilePiece(0, 0, height, width, 0, height, 0, width, torch.ones(height, width))]
     fade = max(1, halo)
-    core_h, core_w = max(MIN_TILE, tile_h - 2 * halo), max(MIN_TILE, tile_w - 2 * halo)
-    h, w = min(core_h, height), min(core_w, width)
+    rows, h = axis_cores(height, max(MIN_TILE, tile_h - 2 * halo), fade)
+    cols, w = axis_cores(width, max(MIN_TILE, tile_w - 2 * halo), fade)
     pieces = []
-    for y in tile_starts(height, core_h, fade):
-        for x in tile_starts(width, core_w, fade):
+    for y in rows:
+        for x in cols:
             weight = axis_ramp(y, h, height, fade).view(-1, 1) * axis_ramp(x, w, width, fade)
             y0, y1 = max(0, y - halo), min(height, y + h + halo)
             x0, x1 = max(0, x - halo), min(width, x + w + halo)

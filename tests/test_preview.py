@@ -91,11 +91,13 @@ def test_preview_crop_equals_the_full_run(tmp_path, noisy_frames, frame, crop, c
     source = _png(sorted(noisy_frames.iterdir())[frame])
     np.testing.assert_array_equal(image[iy : iy + ih, ix : ix + iw], source[y : y + h, x : x + w])
     if frame == 3:
-        # One of the 3x2 tiles (64 px + 4 px halo inside: 68x68) ran, over the frames of the
+        # One of the 3x2 tiles ran: cores of at most 64 - 2·4 = 56 px overlapping by 4, shared
+        # evenly (rows: 2 of (96 + 4) / 2 = 50; columns: 3 of (160 + 2·4) / 3 = 56), the top-left
+        # one read with its 4 px halo on its inner sides: 54x60. It ran over the frames of the
         # two windows holding frame 3 within 2 (2·context) of it: 1-4 of 0-4, and 3-5 of 3-8
         # (the full run: 6 tiles, 14 frames).
         assert summary["windows"] == [0, 1]
-        assert model.pixels == (4 + 3) * 68 * 68
+        assert model.pixels == (4 + 3) * 54 * 60
 
 
 @pytest.mark.parametrize(

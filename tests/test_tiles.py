@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,6 +15,7 @@ from snl_cli.tiles import (
     STREAM_TILE_PIXELS,
     STREAM_WHOLE_PIXELS,
     TiledStream,
+    axis_cores,
     denoise_tiled,
     stream_tile,
     tile_grid,
@@ -95,3 +100,27 @@ def test_stream_tile_cuts_only_frames_over_the_budget(height: int, width: int) -
     assert len(grid) <= 1.5 * height * width / STREAM_TILE_PIXELS
     if height == 2160:
         assert len(grid) == 6
+
+
+@pytest.mark.parametrize(
+    ("size", "core", "overlap"), [(1080, 960, 32), (1920, 960, 32), (100, 40, 8), (37, 64, 4)]
+)
+def test_axis_cores_cover_with_the_fewest_even_cores(size: int, core: int, overlap: int) -> None:
+    starts, length = axis_cores(size, core, overlap)
+    count = len(starts)
+    # the fewest cores of at most `core` that can cover the axis overlapping by `overlap`
+    assert length <= core and count == max(1, math.ceil((size - overlap) / (core - overlap)))
+    covered = np.zeros(size, int)
+    for a in starts:
+        covered[a : a + length] += 1
+    assert covered.min() >= 1 and starts[-1] + length == size
+    for a, b in itertools.pairwise(starts):
+        assert overlap <= a + length - b <= overlap + 2  # shared evenly: no wider than needed
+
+
+def test_a_frame_just_over_the_tile_is_cut_in_halves_not_in_overlapping_tiles() -> None:
+    # 1080 rows in tiles of at most 1024: two tiles of ~1080/2 plus halos, not two of 1024
+    grid = tile_grid(1080, 1920, 1024, 32)
+    computed = sum((p.y1 - p.y0) * (p.x1 - p.x0) for p in grid)
+    assert len(grid) == 2 * 3
+    assert computed < 1.3 * 1080 * 1920
