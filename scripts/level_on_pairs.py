@@ -18,6 +18,7 @@ from snl_cli.metrics import psnr
 from snl_cli.model.stan import estimate_level
 from snl_cli.model.weights import load_stan
 from snl_cli.pairs import load_pairs
+from snl_cli.video.images import quantize
 
 
 def main() -> None:
@@ -42,9 +43,8 @@ def main() -> None:
             for name in scores:
                 level = est if name == "estimated" else torch.full_like(est, float(name))
                 with torch.no_grad():
-                    out = model(x, None, level=level)[0, 0].clamp(0, 1)
-                out8 = (out * 255).round().permute(1, 2, 0).numpy().astype(np.uint8)
-                scores[name].append(psnr([out8], [clean]))
+                    out = model(x, None, level=level)[0, 0]
+                scores[name].append(psnr([quantize(out.permute(1, 2, 0).numpy())], [clean]))
         result[folder] = {
             "estimated_level": round(float(np.mean(estimates)), 2),
             **{k: round(float(np.mean(v)), 3) for k, v in scores.items()},

@@ -27,6 +27,7 @@ from snl_cli.metrics import psnr
 from snl_cli.model.stan import estimate_level
 from snl_cli.model.weights import load_stan
 from snl_cli.pairs import load_pairs
+from snl_cli.video.images import quantize
 
 
 def denoiser(model: torch.nn.Module, passes: int):
@@ -57,7 +58,7 @@ def fused(run, x: torch.Tensor, y: torch.Tensor, levels: int) -> torch.Tensor:
 
 
 def _uint8(out: torch.Tensor) -> np.ndarray:
-    return (out[0, 0].clamp(0, 1) * 255).round().permute(1, 2, 0).numpy().astype(np.uint8)
+    return quantize(out[0, 0].permute(1, 2, 0).numpy())
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:

@@ -295,7 +295,7 @@ def make_bad_inputs(folder: Path) -> dict[str, tuple[Path, str]]:
     """Broken inputs by name, each with a phrase its error message must contain."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "empty.mp4").write_bytes(b"")
-    (folder / "random.mp4").write_bytes(np.random.default_rng(0).bytes(4096))
+    (folder / "random.mp4").write_bytes(garbage(4096))
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + garbage(256))
     (folder / "no_images").mkdir(exist_ok=True)
     (folder / "no_images" / "notes.txt").write_text("not an image")
