@@ -69,6 +69,7 @@ class TrainOptions:
     val_pairs: list[str] = field(default_factory=list)
     pair_share: float = PAIR_SHARE
     transfer_share: float = TRANSFER_SHARE
+    loss: str = "charbonnier"  # see LOSSES
     seed: int = 0
     checkpoint: str | None = None
     checkpoint_minutes: float = 5.0
@@ -89,8 +90,30 @@ class TrainOptions:
 
 
 def charbonnier(out: Tensor, clean: Tensor) -> Tensor:
-    """The paper's loss: sqrt(MSE + 1e-6)."""
+    """The paper's loss: sqrt(MSE + 1e-6), the MSE over the whole batch."""
     return torch.sqrt(F.mse_loss(out, clean) + 1e-6)
+
+
+PSNR_LOSS_FLOOR = 1e-5  # MSE; clips cleaner than 50 dB stop gaining weight
+
+
+def psnr_loss(out: Tensor, clean: Tensor) -> Tensor:
+    """Charbonnier with each clip of the batch (B, ...) weighted by 1 / its own MSE.
+
+    One MSE over the batch lets a clip at sigma 50 weigh a hundred times one whose error is
+    40 dB down. Weighted by 1 / MSE, the gradient points where minus the mean PSNR of the
+    clips falls fastest (the PSNR loss of HINet/NAFNet, Chen et al. 2021-22): every clip counts
+    by its dB, as benchmarks average them. The weights have mean 1, so the step size and the
+    gradient clipping stay Charbonnier's; the floor keeps near-clean clips from dominating."""
+    mse = (out - clean).square().flatten(1).mean(1)
+    weight = 1 / (mse.detach() + PSNR_LOSS_FLOOR)
+    return torch.sqrt((weight / weight.mean() * mse).mean() + 1e-6)
+
+
+LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "charbonnier": charbonnier,
+    "psnr": psnr_loss,
+}
 
 
 FlowFn = Callable[[Tensor], tuple[Tensor, Tensor]]
@@ -121,9 +144,10 @@ def train_step(
     flow_fn: FlowFn | None,
     bf16: bool,
     backend: str = "auto",
+    loss_fn: Callable[[Tensor, Tensor], Tensor] = charbonnier,
 ) -> float:
     """One optimisation step on a batch (B, T, 3, H, W); returns the loss."""
-    loss = charbonnier(run_model(model, noisy, flow_fn, bf16, backend), clean)
+    loss = loss_fn(run_model(model, noisy, flow_fn, bf16, backend), clean)
     optim.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -298,7 +322,14 @@ def _loop(
             group["lr"] = _lr_at(opts, spent)
         clean, noisy = training_batch(sampler, opts, rng)
         loss = train_step(
-            model, optim, clean.to(device), noisy.to(device), flow_fn, opts.bf16, opts.backend
+            model,
+            optim,
+            clean.to(device),
+            noisy.to(device),
+            flow_fn,
+            opts.bf16,
+            opts.backend,
+            LOSSES[opts.loss],
         )
         state.step += 1
         state.minutes = base_minutes + (time.monotonic() - start) / 60
@@ -400,6 +431,8 @@ def train(
         model = STAN(STANConfig.from_dict(arch) if arch else STANConfig())
     if opts.noise not in NOISE_KINDS:
         raise UsageError(f"--noise: expected one of {', '.join(NOISE_KINDS)}, got {opts.noise!r}")
+    if opts.loss not in LOSSES:
+        raise UsageError(f"--loss: expected one of {', '.join(LOSSES)}, got {opts.loss!r}")
     if flow_fn == "default":
         flow_fn = default_flow_fn(model.flow_downscale)
     device = resolve_device(opts.device)
@@ -467,6 +500,7 @@ def train(
         "each denoised as a one-frame clip",
         "history": state.history,
         "noise": noise_description(opts, model.cfg.level_input),
+        "loss": opts.loss,
         "fine_tuned_from": state.init,
     }
     return save_stan(model, opts.out, manifest)

@@ -41,6 +41,13 @@ def train(
             "codecs) or mix (1/3 Gaussian)."
         ),
     ] = "mix",
+    loss: Annotated[
+        str,
+        typer.Option(
+            help="charbonnier (one error over the batch, the paper's) or psnr (each clip's "
+            "PSNR counts alike, as benchmarks average them)."
+        ),
+    ] = "charbonnier",
     minutes: Annotated[
         float, typer.Option(min=0.01, help="Total training time (resumes count).")
     ] = 60.0,
@@ -161,6 +168,7 @@ def train(
             noise=noise,
             gaussian_share=gaussian_share,
             codec_share=codec_share,
+            loss=loss,
             minutes=minutes,
             steps=steps,
             crop=crop,

@@ -230,6 +230,8 @@ def test_unknown_noise_and_broken_pairs_are_one_line_errors(runner, data, tmp_pa
             "--steps", "1", *TINY]  # fmt: skip
     result = runner.invoke(app, [*base, "--noise", "speckle"])
     assert result.exit_code != 0 and "--noise" in result.output and "speckle" in result.output
+    result = runner.invoke(app, [*base, "--loss", "l3"])
+    assert result.exit_code != 0 and "--loss" in result.output and "l3" in result.output
     broken = _pairs(tmp_path / "broken")
     (broken / "clean" / "1.png").unlink()
     result = runner.invoke(app, [*base, "--pairs", str(broken)])
@@ -257,6 +259,23 @@ def test_gaussian_and_codec_shares_reach_training(runner, data, tmp_path, monkey
     assert manifest["options"]["gaussian_share"] == 1.0
     assert manifest["options"]["codec_share"] == 1.0
     assert "100% of them then x264" in manifest["noise"]
+
+
+def test_psnr_loss_reaches_training_and_the_manifest(runner, data, tmp_path, monkeypatch):
+    from snl_cli import train
+
+    batches = []
+    real_loss = train.LOSSES["psnr"]
+
+    def counting_loss(out, clean):
+        batches.append(out.shape[0])
+        return real_loss(out, clean)
+
+    monkeypatch.setitem(train.LOSSES, "psnr", counting_loss)
+    manifest = _train(runner, data, tmp_path / "w.safetensors", 5, "--steps", "2",
+                      "--loss", "psnr")  # fmt: skip
+    assert batches == [manifest["options"]["batch"]] * 2
+    assert manifest["loss"] == "psnr" and manifest["options"]["loss"] == "psnr"
 
 
 def test_transfer_share_noises_footage_with_real_residuals(runner, data, tmp_path, monkeypatch):
