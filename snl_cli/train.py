@@ -426,8 +426,12 @@ def train(
                 model = model.deepen(opts.architecture["depth"])
             except ValueError as exc:
                 raise UsageError(f"--depth with --init {opts.init}: {exc}") from None
+        try:
+            model = model.with_search(opts.architecture.get("ws"), opts.architecture.get("wt"))
+        except ValueError as exc:
+            raise UsageError(f"--search-window/--search-frames: {exc}") from None
     else:
-        arch = opts.architecture
+        arch = {k: v for k, v in opts.architecture.items() if v is not None}
         model = STAN(STANConfig.from_dict(arch) if arch else STANConfig())
     if opts.noise not in NOISE_KINDS:
         raise UsageError(f"--noise: expected one of {', '.join(NOISE_KINDS)}, got {opts.noise!r}")

@@ -131,6 +131,22 @@ def train(
             "estimates it (--sigma auto) unless --sigma gives it.",
         ),
     ] = False,
+    search_window: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help=r"Attention search window, pixels per side at the bottleneck (odd) \[default: "
+            "9, or --init's; with --init the same weights search the new window].",
+        ),
+    ] = None,
+    search_frames: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help=r"Attention searches frames t-N..t+N \[default: 1, or --init's; with --init "
+            "the same weights search the new frames].",
+        ),
+    ] = None,
     bf16: Annotated[bool, typer.Option("--bf16/--no-bf16", help="bfloat16 autocast.")] = True,
     backend: Annotated[
         str, typer.Option(help="Search backend: auto, cpu, emulate, cuda, torch.")
@@ -156,6 +172,10 @@ def train(
             ) from None
         if input_frames is not None and input_frames % 2 == 0:
             raise typer.BadParameter(f"--input-frames: expected an odd number, got {input_frames}")
+        if search_window is not None and search_window % 2 == 0:
+            raise typer.BadParameter(
+                f"--search-window: expected an odd number, got {search_window}"
+            )
         opts = TrainOptions(
             data=[str(p) for p in data],
             out=str(out),
@@ -189,6 +209,8 @@ def train(
                 "input_frames": input_frames or (None if init else 1),
                 "level_input": level_input,
                 "depth": blocks,
+                "ws": search_window,
+                "wt": search_frames,
             },
         )
         total = steps or int(minutes * 60)  # the bar counts steps, or seconds without --steps

@@ -348,6 +348,23 @@ class STAN(nn.Module):
         assert not unexpected and all("_more." in name for name in missing)
         return grown
 
+    def with_search(self, ws: int | None = None, wt: int | None = None) -> STAN:
+        """A copy with the same weights that searches a ws x ws window (at the bottleneck's
+        resolution) in frames t-wt..t+wt; no weight depends on the window, so only what the
+        attention finds changes (fine-tuning then adapts to it)."""
+        for name, value, least in (("ws", ws, 1), ("wt", wt, 0)):
+            if value is not None and (value < least or (name == "ws" and value % 2 == 0)):
+                kind = "an odd number >= 1" if name == "ws" else "a number >= 0"
+                raise ValueError(f"{name}: expected {kind}, got {value}")
+        cfg = dataclasses.replace(
+            self.cfg, ws=self.cfg.ws if ws is None else ws, wt=self.cfg.wt if wt is None else wt
+        )
+        if cfg == self.cfg:
+            return self
+        moved = STAN(cfg)
+        moved.load_state_dict(self.state_dict())
+        return moved
+
     def _with_inputs(self, cfg: STANConfig, places: Sequence[int]) -> STAN:
         """A STAN of `cfg` holding these weights, this model's input plane i at the new
         input layer's plane places[i] and every other plane's weights at zero."""

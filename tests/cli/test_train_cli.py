@@ -137,6 +137,32 @@ def test_depth_adds_blocks_that_start_as_the_identity_and_learn(runner, data, tm
     assert "Traceback" not in result.output
 
 
+def test_search_window_and_frames_with_init_and_from_scratch(runner, data, tmp_path) -> None:
+    base = tmp_path / "base.safetensors"
+    assert (
+        _train(runner, data, base, 0.02, "--steps", "1", "--search-window", "5")["architecture"][
+            "ws"
+        ]
+        == 5
+    )
+    wide = tmp_path / "wide.safetensors"
+    args = ("--init", str(base), "--search-window", "3", "--search-frames", "2", "--steps", "1")
+    manifest = _train(runner, data, wide, 5, *args)
+    assert (manifest["architecture"]["ws"], manifest["architecture"]["wt"]) == (3, 2)
+    model_base, _ = load_stan(base)
+    model_wide, _ = load_stan(wide)
+    assert (model_base.cfg.ws, model_base.cfg.wt) == (5, 1)
+    assert (model_wide.cfg.ws, model_wide.cfg.wt, model_wide.cfg.context) == (3, 2, 2)
+    # the weights went on from --init's (one step moved them, the shapes stayed)
+    assert manifest["fine_tuned_from"]["sha256"] == sha256_file(base)
+    clips, _ = data
+    args = ["train", "--data", str(clips.parent), "--out", str(tmp_path / "even.safetensors")]
+    for extra in (["--init", str(base)], []):  # fine-tuning or from scratch
+        result = runner.invoke(app, [*args, *extra, "--search-window", "4"])
+        assert result.exit_code != 0 and "--search-window" in result.output
+        assert "odd" in result.output and "Traceback" not in result.output
+
+
 def test_missing_data_is_a_one_line_error(runner, tmp_path) -> None:
     missing = tmp_path / "nope"
     result = runner.invoke(

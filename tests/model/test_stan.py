@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -176,3 +178,30 @@ def test_attention_path_follows_autograd_device_and_backend() -> None:
         assert attention_path(cpu, "auto") == attention_path(cpu, "cpu") == "fused"
         assert attention_path(cpu, "torch") == attention_path(cpu, "emulate") == "frames"
         assert attention_path(cuda, "auto") == attention_path(cuda, "cpu") == "frames"
+
+
+def test_with_search_keeps_the_weights_and_reaches_the_new_frames() -> None:
+    """The same weights searching t-2..t+2: frame 0 then reaches outputs 0..4 through the two
+    attention blocks (each window slides at the clip's ends), where t-1..t+1 reached 0..2.
+    Every candidate is kept (topk), so whether a frame counts does not hang on a ranking."""
+    torch.manual_seed(8)
+    cfg = dataclasses.replace(SMALL, topk=1000)
+    model = STAN(cfg).eval()
+    torch.nn.init.normal_(model.out.weight, std=0.1)
+    wide = model.with_search(ws=5, wt=2).eval()
+    assert (wide.cfg.ws, wide.cfg.wt, wide.cfg.context) == (5, 2, 4)
+    assert dataclasses.replace(wide.cfg, ws=3, wt=1) == model.cfg == cfg
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(wide.state_dict()[name], tensor), name
+    assert model.with_search() is model and model.with_search(ws=3, wt=1) is model
+    clip = torch.rand(1, 9, 3, 16, 16)
+    other = clip.clone()
+    other[0, 0] = torch.rand(3, 16, 16)
+    for net, affected in ((model, {0, 1, 2}), (wide, {0, 1, 2, 3, 4})):
+        with torch.no_grad():
+            diff = (net(other, backend="torch") - net(clip, backend="torch")).abs()
+        reached = diff.flatten(2).amax(-1)[0]
+        assert {t for t in range(9) if reached[t] > 0} == affected
+    for bad in ({"ws": 4}, {"ws": 0}, {"wt": -1}):
+        with pytest.raises(ValueError, match="expected"):
+            model.with_search(**bad)
