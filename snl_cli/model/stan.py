@@ -444,6 +444,26 @@ class STAN(nn.Module):
             y = self.dec_more[i](self.dec[i](self.fuse[i](torch.cat([y, skips[i]], 1))))
         return self.out(y)
 
+    def photo_frames(self, T: int) -> int:
+        """Frames the attention sees for a clip of T frames: T, except that a one-frame clip (a
+        photo) fills the whole temporal window, its frame repeated 2·wt+1 times, as training
+        shows photos (real pairs' crops repeated over a clip's frames, `sampler`): searched
+        alone, a photo's matches came out ranked unlike anything the network trained on."""
+        return 2 * self.cfg.wt + 1 if T == 1 and self.attn else T
+
+    def _attend(
+        self, bottom: Tensor, B: int, T: int, offsets: Tensor | None, backend: str
+    ) -> Tensor:
+        """The attention blocks on bottleneck features (B*T, C, h, w); a photo's repeated
+        (`photo_frames`) and one copy kept."""
+        n = self.photo_frames(T)
+        if n != T:
+            bottom = bottom.repeat_interleave(n, 0)
+        inds = None
+        for block in self.attn:
+            bottom, inds = block(bottom, B, offsets, inds, backend)
+        return bottom[::n] if n != T else bottom
+
     def forward(
         self,
         noisy: Tensor,
@@ -479,9 +499,7 @@ class STAN(nn.Module):
             parts = list(levels.split(1)) if per_frame else [levels]
         encoded = [self._encode(x, rows, lv) for rows, lv in zip(groups, parts, strict=True)]
         bottom = torch.cat([e[0] for e in encoded]) if len(encoded) > 1 else encoded[0][0]
-        inds = None
-        for block in self.attn:
-            bottom, inds = block(bottom, B, offsets, inds, backend)
+        bottom = self._attend(bottom, B, T, offsets, backend)
         if len(groups) == 1:
             x = x + self._decode(bottom, encoded[0][1])
         else:

@@ -160,9 +160,12 @@ class STANStream:
         return self.needed is None or t in self.needed[level]
 
     def _window(self, t: int) -> list[int] | None:
-        """Frames of t's temporal search window (`SearchSpec.window` of the whole clip), or
-        None while the clip may still be too short to tell."""
+        """Frames of t's temporal search window (`SearchSpec.window` of the whole clip; a
+        photo's frame repeated, `STAN.photo_frames`), or None while the clip may still be too
+        short to tell."""
         wt = self.cfg.wt
+        if self.ended and self.model.photo_frames(self.received) != self.received:
+            return [t] * self.model.photo_frames(1)  # a photo: its frame fills the window
         if self.ended:
             total = self.received
         elif max(t + wt, 2 * wt) < self.received:
@@ -247,7 +250,7 @@ class STANStream:
         n, _, h, w = qk.shape
         q, k = qk.float().contiguous().reshape(1, n, 2, -1, h, w).unbind(2)
         offsets = None
-        if self.flows and n > 1:
+        if self.flows and len(set(window)) > 1:  # (a photo's repeated frame has no motion)
             # the chains from window[at] never read the last frame's fflow (it may not be
             # known yet) nor the first frame's bflow
             zero = self._zero_flow()

@@ -67,12 +67,35 @@ CONFIGS = {
 @pytest.mark.parametrize("T", [1, 2, 3, 6, 11])
 def test_stream_equals_whole_clip(name: str, T: int) -> None:
     """Bit for bit against the same kernels on the whole clip, and to float rounding against
-    the torch reference path (search, gathers and softmax in torch)."""
+    the torch reference path (search, gathers and softmax in torch). A photo (T = 1) only to
+    float rounding: the whole-clip path runs its repeated frame's copies as one batch."""
     model, clip = _model(CONFIGS[name], seed=T), _clip(T, seed=T)
     got, _ = _streamed(model, clip, level=17.0)
     assert got.shape == clip.shape
-    assert torch.equal(got, _whole(model, clip, 17.0, True, "cpu"))
+    same_kernels = _whole(model, clip, 17.0, True, "cpu")
+    if T > 1 or not model.attn:
+        assert torch.equal(got, same_kernels)
+    torch.testing.assert_close(got, same_kernels, atol=1e-6, rtol=0)
     torch.testing.assert_close(got, _whole(model, clip, 17.0, True, "torch"), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["shipped_shape", "wt2", "one_block_single_input"])
+def test_a_photo_is_searched_as_its_frame_repeated_over_the_window(name: str) -> None:
+    """A one-frame clip comes out as the centre frame of that frame repeated 2·wt+1 times
+    (the way training shows photos), on the whole-clip path and in the stream; searched
+    alone, the same photo comes out otherwise (so the check can tell the two apart)."""
+    cfg = CONFIGS[name]
+    model, photo = _model(cfg, seed=4), _clip(1, seed=4)
+    repeated = photo.expand(2 * cfg.wt + 1, -1, -1, -1).contiguous()
+    want = _whole(model, repeated, 12.0, False, "torch")[cfg.wt]
+    whole = _whole(model, photo, 12.0, False, "torch")[0]
+    streamed, _ = _streamed(model, photo, level=12.0)
+    torch.testing.assert_close(whole, want, atol=1e-5, rtol=0)
+    torch.testing.assert_close(streamed[0], want, atol=1e-4, rtol=0)
+    alone = dataclasses.replace(cfg, wt=0)  # the same weights searching the frame alone
+    lone = STAN(alone).eval()
+    lone.load_state_dict(model.state_dict())
+    assert (_whole(lone, photo, 12.0, False, "torch")[0] - want).abs().max() > 1e-4
 
 
 def test_stream_without_flows_and_in_bf16() -> None:
