@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -110,6 +110,17 @@ def attention_path(device: torch.device, backend: str) -> str:
     return "frames"
 
 
+def photo_matches(
+    search: Callable[[int], tuple[Tensor, Tensor]], topk: int, copies: int
+) -> tuple[Tensor, Tensor]:
+    """The `topk` matches a search in `copies` identical copies of one frame finds, from
+    `search(k)` (dists (..., k), inds (..., k, 3)) in the frame alone: each of its best
+    ceil(topk / copies) matches `copies` times in a row, as the copies' ties rank them."""
+    dists, inds = search(-(-topk // copies))
+    dists = dists.repeat_interleave(copies, dim=-1)[..., :topk]
+    return dists, inds.repeat_interleave(copies, dim=-2)[..., :topk, :]
+
+
 class ShiftedNLSAttention(nn.Module):
     """One attention block: norm, q/k/v projections, search or refine, aggregate, residual.
 
@@ -136,8 +147,15 @@ class ShiftedNLSAttention(nn.Module):
         self.ffn = ResBlock(dim)
 
     def forward(
-        self, x: Tensor, batch: int, offsets: Tensor | None, inds: Tensor | None, backend: str
+        self,
+        x: Tensor,
+        batch: int,
+        offsets: Tensor | None,
+        inds: Tensor | None,
+        backend: str,
+        copies: int = 1,
     ) -> tuple[Tensor, Tensor]:
+        """`copies` > 1 (a photo, T = 1): matched as that many copies of its frame."""
         cfg = self.cfg
         BT, C, h, w = x.shape
         T = BT // batch
@@ -151,19 +169,16 @@ class ShiftedNLSAttention(nn.Module):
         q, k = qk.float().contiguous().reshape(batch, T, 2, -1, h, w).unbind(2)
         dists = None
         if inds is None:
+            frames = min(2 * cfg.wt + 1, T) * copies
+
+            def search(topk: int) -> tuple[Tensor, Tensor]:
+                return shifted_nls(
+                    q.detach(), k.detach(), offsets, ws=cfg.ws, wt=cfg.wt, ps=1, topk=topk,
+                    stride0=1, heads=cfg.heads, backend=backend,
+                )  # fmt: skip
+
             with torch.no_grad():
-                dists, inds = shifted_nls(
-                    q.detach(),
-                    k.detach(),
-                    offsets,
-                    ws=cfg.ws,
-                    wt=cfg.wt,
-                    ps=1,
-                    topk=min(cfg.topk, min(2 * cfg.wt + 1, T) * cfg.ws**2),
-                    stride0=1,
-                    heads=cfg.heads,
-                    backend=backend,
-                )
+                dists, inds = photo_matches(search, min(cfg.topk, frames * cfg.ws**2), copies)
         if path == "fused":
             return self._finish(x, self._aggregate_fused(qk, v, inds, dists)), inds
         v = v.float().contiguous().reshape(batch, T, C, h, w)
@@ -444,25 +459,21 @@ class STAN(nn.Module):
             y = self.dec_more[i](self.dec[i](self.fuse[i](torch.cat([y, skips[i]], 1))))
         return self.out(y)
 
-    def photo_frames(self, T: int) -> int:
-        """Frames the attention sees for a clip of T frames: T, except that a one-frame clip (a
-        photo) fills the whole temporal window, its frame repeated 2·wt+1 times, as training
-        shows photos (real pairs' crops repeated over a clip's frames, `sampler`): searched
-        alone, a photo's matches came out ranked unlike anything the network trained on."""
-        return 2 * self.cfg.wt + 1 if T == 1 and self.attn else T
+    def photo_copies(self, T: int) -> int:
+        """How many copies of its frame a clip of T frames is matched as: a one-frame clip (a
+        photo) fills the whole temporal window, 2·wt+1 copies, as training shows photos (real
+        pairs' crops repeated over a clip's frames, `sampler`); searched alone, a photo's
+        matches came out ranked unlike anything the network trained on. 1 for video."""
+        return 2 * self.cfg.wt + 1 if T == 1 else 1
 
     def _attend(
         self, bottom: Tensor, B: int, T: int, offsets: Tensor | None, backend: str
     ) -> Tensor:
-        """The attention blocks on bottleneck features (B*T, C, h, w); a photo's repeated
-        (`photo_frames`) and one copy kept."""
-        n = self.photo_frames(T)
-        if n != T:
-            bottom = bottom.repeat_interleave(n, 0)
+        """The attention blocks on bottleneck features (B*T, C, h, w)."""
         inds = None
         for block in self.attn:
-            bottom, inds = block(bottom, B, offsets, inds, backend)
-        return bottom[::n] if n != T else bottom
+            bottom, inds = block(bottom, B, offsets, inds, backend, self.photo_copies(T))
+        return bottom
 
     def forward(
         self,

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from snl_cli.flow import estimate_flows
-from snl_cli.model.stan import STAN, STANConfig, attention_path
+from snl_cli.model.stan import STAN, STANConfig, attention_path, photo_matches
 from snl_cli.search import accumulate_flows, shifted_nls
 from snl_cli.search.spec import SearchSpec
 
@@ -160,12 +160,9 @@ class STANStream:
         return self.needed is None or t in self.needed[level]
 
     def _window(self, t: int) -> list[int] | None:
-        """Frames of t's temporal search window (`SearchSpec.window` of the whole clip; a
-        photo's frame repeated, `STAN.photo_frames`), or None while the clip may still be too
-        short to tell."""
+        """Frames of t's temporal search window (`SearchSpec.window` of the whole clip), or
+        None while the clip may still be too short to tell."""
         wt = self.cfg.wt
-        if self.ended and self.model.photo_frames(self.received) != self.received:
-            return [t] * self.model.photo_frames(1)  # a photo: its frame fills the window
         if self.ended:
             total = self.received
         elif max(t + wt, 2 * wt) < self.received:
@@ -250,7 +247,7 @@ class STANStream:
         n, _, h, w = qk.shape
         q, k = qk.float().contiguous().reshape(1, n, 2, -1, h, w).unbind(2)
         offsets = None
-        if self.flows and len(set(window)) > 1:  # (a photo's repeated frame has no motion)
+        if self.flows and n > 1:
             # the chains from window[at] never read the last frame's fflow (it may not be
             # known yet) nor the first frame's bflow
             zero = self._zero_flow()
@@ -258,11 +255,15 @@ class STANStream:
             bflow = torch.stack([self.bflow.get(f, zero) for f in window]).unsqueeze(0)
             chained = accumulate_flows(fflow, bflow, cfg.wt, backend="torch")
             offsets = torch.round(chained[:, at : at + 1])
-        return shifted_nls(
-            q.contiguous(), k.contiguous(), offsets, ws=cfg.ws, wt=cfg.wt, ps=1,
-            topk=min(cfg.topk, n * cfg.ws**2), stride0=1, heads=cfg.heads,
-            queries=(at, at + 1), backend="cpu",
-        )  # fmt: skip
+        copies = self.model.photo_copies(self.received) if self.ended else 1
+
+        def search(topk: int) -> tuple[Tensor, Tensor]:
+            return shifted_nls(
+                q.contiguous(), k.contiguous(), offsets, ws=cfg.ws, wt=cfg.wt, ps=1, topk=topk,
+                stride0=1, heads=cfg.heads, queries=(at, at + 1), backend="cpu",
+            )  # fmt: skip
+
+        return photo_matches(search, min(cfg.topk, n * copies * cfg.ws**2), copies)
 
     def _decode_next(self) -> Tensor | None:
         t = self.decoded
