@@ -305,6 +305,10 @@ class STAN(nn.Module):
         c = cfg.channels
         if cfg.input_frames < 1 or cfg.input_frames % 2 == 0:
             raise ValueError(f"input_frames: expected an odd number >= 1, got {cfg.input_frames}")
+        if cfg.ws < 1 or cfg.ws % 2 == 0:
+            raise ValueError(f"ws: expected an odd number >= 1, got {cfg.ws}")
+        if cfg.wt < 0:
+            raise ValueError(f"wt: expected a number >= 0, got {cfg.wt}")
         if cfg.depth and (len(cfg.depth) != len(c) or min(cfg.depth) < 1):
             raise ValueError(f"depth: expected {len(c)} counts >= 1, got {list(cfg.depth)}")
         planes = 3 * cfg.input_frames + int(cfg.level_input)
@@ -367,10 +371,6 @@ class STAN(nn.Module):
         """A copy with the same weights that searches a ws x ws window (at the bottleneck's
         resolution) in frames t-wt..t+wt; no weight depends on the window, so only what the
         attention finds changes (fine-tuning then adapts to it)."""
-        for name, value, least in (("ws", ws, 1), ("wt", wt, 0)):
-            if value is not None and (value < least or (name == "ws" and value % 2 == 0)):
-                kind = "an odd number >= 1" if name == "ws" else "a number >= 0"
-                raise ValueError(f"{name}: expected {kind}, got {value}")
         cfg = dataclasses.replace(
             self.cfg, ws=self.cfg.ws if ws is None else ws, wt=self.cfg.wt if wt is None else wt
         )
