@@ -32,15 +32,19 @@ from torch import Tensor
 NOISE_KINDS = ("gaussian", "camera", "mix")
 """What `snl train --noise` accepts: Gaussian only, camera only, or a mixture of both."""
 
-BENCH_KINDS = ("gaussian", "shot", "demosaic", "lowlight", "x264", "jpeg", "camera")
+BENCH_KINDS = ("gaussian", "shot", "demosaic", "lowlight", "x264", "hevc", "jpeg", "camera")
 """What `snl bench denoise --noise` accepts (see `bench_degradation`)."""
 
 # Brooks et al.: log(shot) ~ U[log 1e-4, log 0.012]; log(read) = 2.18 log(shot) + 1.20 + N(0, 0.26)
 SHOT_RANGE = (1e-4, 0.012)
 WB_RED, WB_BLUE = (1.9, 2.4), (1.5, 1.9)
 MID_GREY = 0.2140  # linear value of sRGB 0.5
-X264_CRF = (16.0, 30.0)  # training codecs: x264 crf ~ U[16, 30], JPEG quality 60-95
+# training codecs: x264 crf ~ U[16, 30], x265 (HEVC, as phones record) crf ~ U[20, 34] (its
+# default 28 looks like x264's 23), JPEG quality 60-95
+VIDEO_CRF = {"x264": (16.0, 30.0), "hevc": (20.0, 34.0)}
+X264_CRF = VIDEO_CRF["x264"]
 JPEG_QUALITY = (60, 95)
+BENCH_CRF = {"x264": 23.0, "hevc": 28.0}  # `snl bench denoise --noise x264|hevc`: the defaults
 
 
 # ----------------------------------------------------------------------------- colour
@@ -168,23 +172,34 @@ def jpeg(clip: Tensor, quality: int) -> Tensor:
     return torch.stack(out).float() / 255
 
 
-def h264(clip: Tensor, crf: float, preset: str = "veryfast") -> Tensor:
-    """The whole clip through libx264 (yuv420p, in memory) and back, frame for frame.
+def encode_video(clip: Tensor, crf: float, codec: str = "x264", preset: str = "veryfast") -> Tensor:
+    """The whole clip through a video encoder (yuv420p, in memory) and back, frame for frame.
 
-    Odd sizes are padded by edge replication for the encoder and cropped after decoding.
+    codec: "x264" (libx264, tune zerolatency: no B-frames, as a live or phone stream) or
+    "hevc" (libx265 with its B-frames, as phones record). Frames are padded by edge
+    replication to even sizes, and for x265 to at least 64 x 64 (it corrupts memory on
+    smaller frames), then cropped after decoding.
     """
     import av
 
     T, _, H, W = clip.shape
-    ph, pw = H % 2, W % 2
+    least = 64 if codec == "hevc" else 2
+    ph, pw = (max(least - n, n % 2) for n in (H, W))
     rgb = np.rint(clip.permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).astype(np.uint8)
     if ph or pw:
         rgb = np.pad(rgb, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
+    options = {"crf": f"{crf:g}", "preset": preset}
+    if codec == "x264":
+        options["tune"] = "zerolatency"
+    elif codec == "hevc":
+        options["x265-params"] = "log-level=error"
+    else:
+        raise ValueError(f"unknown video codec {codec!r}; choose from {', '.join(VIDEO_CRF)}")
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="matroska") as container:
-        stream = container.add_stream("libx264", rate=25)
+        stream = container.add_stream("libx264" if codec == "x264" else "libx265", rate=25)
         stream.width, stream.height, stream.pix_fmt = W + pw, H + ph, "yuv420p"
-        stream.options = {"crf": f"{crf:g}", "preset": preset, "tune": "zerolatency"}
+        stream.options = options
         stream.codec_context.color_range = 1  # limited ("tv"), as cameras write
         for i, image in enumerate(rgb):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(
@@ -202,7 +217,7 @@ def h264(clip: Tensor, crf: float, preset: str = "veryfast") -> Tensor:
             )
             frames.append(torch.from_numpy(image[:H, :W].copy()))
     if len(frames) != T:
-        raise RuntimeError(f"x264 round trip returned {len(frames)} of {T} frames")
+        raise RuntimeError(f"{codec} round trip returned {len(frames)} of {T} frames")
     return torch.stack(frames).permute(0, 3, 1, 2).float() / 255
 
 
@@ -253,7 +268,8 @@ class CameraNoise:
     denoise: float = 0.0  # share of a 1 px blur blended in (in-camera luma denoise), 0..1
     sharpen: float = 0.0  # unsharp-mask amount, 0 = none
     jpeg_quality: int | None = None
-    x264_crf: float | None = None
+    crf: float | None = None  # the clip through `codec` at this crf, None = no video codec
+    codec: str = "x264"  # "x264" or "hevc" (see `encode_video`)
 
     def apply(self, clip: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Degrade a clean clip (T, 3, H, W) in [0, 1]; returns its noisy 8-bit version."""
@@ -274,8 +290,8 @@ class CameraNoise:
         noisy = quantise(rgb)
         if self.jpeg_quality is not None:
             noisy = jpeg(noisy, self.jpeg_quality)
-        if self.x264_crf is not None:
-            noisy = h264(noisy, self.x264_crf)
+        if self.crf is not None:
+            noisy = encode_video(noisy, self.crf, self.codec)
         return noisy
 
 
@@ -292,6 +308,7 @@ def random_camera(rng: random.Random, low_light: bool | None = None) -> CameraNo
     if low_light is None:
         low_light = rng.random() < 0.25
     codec = rng.random()
+    video = "hevc" if rng.random() < 0.4 else "x264"
     return CameraNoise(
         shot=shot,
         read=read,
@@ -304,7 +321,8 @@ def random_camera(rng: random.Random, low_light: bool | None = None) -> CameraNo
         denoise=rng.uniform(0.1, 0.6) if rng.random() < 0.3 else 0.0,
         sharpen=rng.uniform(0.1, 0.8) if rng.random() < 0.3 else 0.0,
         jpeg_quality=rng.randint(*JPEG_QUALITY) if codec < 0.3 else None,
-        x264_crf=rng.uniform(*X264_CRF) if 0.3 <= codec < 0.55 else None,
+        crf=rng.uniform(*VIDEO_CRF[video]) if 0.3 <= codec < 0.55 else None,
+        codec=video,
     )
 
 
@@ -323,10 +341,12 @@ class Mixture:
 
 
 def random_codec(noisy: Tensor, rng: random.Random) -> Tensor:
-    """noisy (T, 3, H, W) through a random codec: x264 at a crf in X264_CRF over the clip two
-    times in three, JPEG at a quality in JPEG_QUALITY per frame otherwise."""
-    if rng.random() < 2 / 3:
-        return h264(noisy, rng.uniform(*X264_CRF))
+    """noisy (T, 3, H, W) through a random codec: over the clip, x264 (40%) or HEVC (27%) at a
+    crf in VIDEO_CRF; JPEG at a quality in JPEG_QUALITY per frame otherwise."""
+    draw = rng.random()
+    if draw < 2 / 3:
+        codec = "x264" if draw < 0.4 else "hevc"
+        return encode_video(noisy, rng.uniform(*VIDEO_CRF[codec]), codec)
     return jpeg(noisy, rng.randint(*JPEG_QUALITY))
 
 
@@ -366,7 +386,7 @@ def calibrated(camera: CameraNoise, sigma: float) -> CameraNoise:
     digital gain, in-camera filtering or codec) has std sigma (0-255) on a mid-grey frame,
     measured."""
     bare = replace(camera, chroma_blur=0.0, denoise=0.0, sharpen=0.0, gain=1.0)
-    bare = replace(bare, jpeg_quality=None, x264_crf=None)
+    bare = replace(bare, jpeg_quality=None, crf=None)
     grey = torch.full((1, 3, 128, 128), 0.5)
     scale = 1.0
     for _ in range(3):  # the gamma curve bends strong noise: refine at the target level
@@ -391,12 +411,13 @@ def bench_degradation(kind: str, sigma: float) -> CameraNoise | None:
     - lowlight: the demosaic camera shooting 2x underexposed and gained back (read noise
       dominates the shadows, as in a night clip), chroma smoothing as phones do;
     - x264: Gaussian of std sigma, then the clip through x264 at crf 23;
+    - hevc: Gaussian of std sigma, then the clip through x265 (HEVC) at crf 28, its default;
     - jpeg: the demosaic camera, then JPEG quality 80 per frame;
     - camera: the demosaic camera with chroma smoothing, sharpening and x264 at crf 23.
     """
     if kind not in BENCH_KINDS:
         raise ValueError(f"unknown noise kind {kind!r}; choose from {', '.join(BENCH_KINDS)}")
-    if kind in ("gaussian", "x264"):
+    if kind in ("gaussian", *BENCH_CRF):
         return None
     cam = CameraNoise(
         shot=0.8e-3 / MID_GREY,
@@ -410,7 +431,7 @@ def bench_degradation(kind: str, sigma: float) -> CameraNoise | None:
     elif kind == "jpeg":
         cam = replace(cam, jpeg_quality=80)
     elif kind == "camera":
-        cam = replace(cam, chroma_blur=1.5, sharpen=0.3, x264_crf=23)
+        cam = replace(cam, chroma_blur=1.5, sharpen=0.3, crf=BENCH_CRF["x264"])
     return calibrated(cam, sigma)
 
 
@@ -421,7 +442,7 @@ def bench_noisy(clip: Tensor, kind: str, sigma: float, seed: int) -> Tensor:
     if camera is not None:
         return camera.apply(clip, generator)
     noisy = gaussian(clip, sigma, generator)
-    return h264(noisy, 23) if kind == "x264" else noisy
+    return encode_video(noisy, BENCH_CRF[kind], kind) if kind in BENCH_CRF else noisy
 
 
 def noisy_frames(clean: list[np.ndarray], kind: str, sigma: float, seed: int) -> list[np.ndarray]:

@@ -38,7 +38,7 @@ from snl_cli.sampler import PAIR_SHARE, TRANSFER_SHARE, ClipSampler, load_clip, 
 from snl_cli.synthetic import (
     JPEG_QUALITY,
     NOISE_KINDS,
-    X264_CRF,
+    VIDEO_CRF,
     Mixture,
     degrade,
     gaussian,
@@ -69,6 +69,7 @@ class TrainOptions:
     val_pairs: list[str] = field(default_factory=list)
     pair_share: float = PAIR_SHARE
     transfer_share: float = TRANSFER_SHARE
+    photo_share: float = 0.0  # of synthetic-noise clips shown as a photo (one frame, repeated)
     loss: str = "charbonnier"  # see LOSSES
     seed: int = 0
     checkpoint: str | None = None
@@ -286,12 +287,16 @@ def training_batch(
     sampler: ClipSampler, opts: TrainOptions, rng: random.Random
 ) -> tuple[Tensor, Tensor]:
     """(clean, noisy), each (batch, frames, 3, crop, crop): real pairs as they are, every other
-    clip degraded by the run's noise model (`synthetic.degrade`)."""
+    clip degraded by the run's noise model (`synthetic.degrade`); `opts.photo_share` of those
+    become photos as `snl denoise` sees one: the first frame, degraded once, repeated."""
     cleans, noisies = [], []
     mixture = Mixture(opts.gaussian_share, opts.codec_share)
     for _ in range(opts.batch):
         clean, noisy = sampler.sample()
-        if noisy is None:
+        if noisy is None and opts.photo_share and rng.random() < opts.photo_share:
+            photo, _ = degrade(clean[:1], opts.noise, rng, opts.sigma_max, mixture)
+            clean, noisy = clean[:1].expand_as(clean), photo.expand_as(clean)
+        elif noisy is None:
             noisy, _ = degrade(clean, opts.noise, rng, opts.sigma_max, mixture)
         cleans.append(clean)
         noisies.append(noisy)
@@ -361,7 +366,8 @@ def _loop(
 
 def noise_description(opts: TrainOptions, level_input: bool = False) -> str:
     """The training noise in words, for the manifest."""
-    x264 = f"x264 crf {X264_CRF[0]:g}-{X264_CRF[1]:g}"
+    x264, hevc = (f"{c} crf {VIDEO_CRF[c][0]:g}-{VIDEO_CRF[c][1]:g}" for c in ("x264", "hevc"))
+    x264 = f"{x264}, {hevc}"
     jpeg = f"JPEG q{JPEG_QUALITY[0]}-{JPEG_QUALITY[1]}"
     gauss = f"Gaussian, sigma ~ U[0, {opts.sigma_max}] (0-255 scale)"
     camera = (
@@ -386,6 +392,11 @@ def noise_description(opts: TrainOptions, level_input: bool = False) -> str:
         )
         if opts.codec_share:
             pairs += f", {opts.codec_share:.0%} of those then {x264} or {jpeg}"
+    if opts.photo_share:
+        pairs += (
+            f"; {opts.photo_share:.0%} of the synthetic-noise clips shown as photos (one noisy "
+            "frame repeated)"
+        )
     told = ""
     if level_input:
         told = ", shown the level snl_cli.noise.estimate_sigma reads from the noisy crop"

@@ -94,3 +94,26 @@ def train_step_torch(model, optim, clean, noisy, api) -> None:
         train_step(model, optim, clean, noisy, flow_fn=None, bf16=False)
     finally:
         api.pick_backend = original
+
+
+def test_photo_share_shows_synthetic_clips_as_photos() -> None:
+    """--photo-share: a synthetic-noise clip becomes one noisy frame repeated (as `snl denoise`
+    shows a photo), its clean target the same frame; without it, noise is new in every frame."""
+    import random
+
+    import numpy as np
+
+    from snl_cli.sampler import ClipSampler
+    from snl_cli.train import training_batch
+
+    video = np.random.default_rng(0).integers(0, 256, (8, 40, 40, 3), dtype=np.uint8)
+    sampler = ClipSampler([video], [], frames=4, crop=32, rng=random.Random(1))
+    for share, photos in ((1.0, True), (0.0, False)):
+        opts = TrainOptions(data=[], out="x", noise="gaussian", batch=3, photo_share=share)
+        clean, noisy = training_batch(sampler, opts, random.Random(2))
+        assert clean.shape == noisy.shape == (3, 4, 3, 32, 32)
+        for c, n in zip(clean, noisy, strict=True):
+            residual = n - c
+            assert residual.abs().max() > 0  # noise was added
+            assert torch.equal(c[0], c[-1]) == photos
+            assert torch.equal(residual[0], residual[-1]) == photos

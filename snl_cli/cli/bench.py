@@ -171,8 +171,9 @@ def denoise(
         typer.Option(
             help="Noise kind: gaussian, shot (Poisson-Gaussian in linear light), demosaic "
             "(camera mosaic, WB, colour matrix), lowlight, x264 (Gaussian then x264 crf 23), "
-            "jpeg, camera (demosaic + chroma smoothing + sharpening + x264). --sigma sets the "
-            "level (std at mid-grey before in-camera processing).",
+            "hevc (Gaussian then x265 crf 28), jpeg, camera (demosaic + chroma smoothing + "
+            "sharpening + x264). --sigma sets the level (std at mid-grey before in-camera "
+            "processing).",
         ),
     ] = "gaussian",
     weights: Annotated[Path | None, typer.Option(help="STAN weights file.")] = None,

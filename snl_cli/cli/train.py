@@ -68,6 +68,15 @@ def train(
             "random crop, new each frame) instead of synthetic noise.",
         ),
     ] = 0.0,
+    photo_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of synthetic-noise clips shown as a photo is denoised: one noisy frame "
+            "repeated.",
+        ),
+    ] = 0.0,
     gaussian_share: Annotated[
         float,
         typer.Option(min=0.0, max=1.0, help="Share of Gaussian clips under --noise mix."),
@@ -78,8 +87,8 @@ def train(
             min=0.0,
             max=1.0,
             help="Share of Gaussian clips, and of clips with --transfer-share's real noise, then "
-            "compressed (x264 crf 16-30 or JPEG q60-95), as recorded or re-encoded noisy video "
-            "is.",
+            "compressed (x264 crf 16-30, HEVC crf 20-34 or JPEG q60-95), as recorded or "
+            "re-encoded noisy video is.",
         ),
     ] = 0.0,
     crop: Annotated[int, typer.Option(min=32, help="Crop size in pixels.")] = 96,
@@ -185,6 +194,7 @@ def train(
             val_pairs=[str(p) for p in val_pairs or []],
             pair_share=pair_share,
             transfer_share=transfer_share,
+            photo_share=photo_share,
             noise=noise,
             gaussian_share=gaussian_share,
             codec_share=codec_share,

@@ -17,7 +17,7 @@ def test_noise_is_seeded_and_has_the_asked_level() -> None:
 def test_camera_kinds_are_seeded_uint8_and_not_gaussian() -> None:
     rng = np.random.default_rng(1)
     clean = [np.clip(rng.normal(128, 30, (32, 48, 3)), 0, 255).astype(np.uint8) for _ in range(3)]
-    for kind in ("shot", "demosaic", "x264", "camera"):
+    for kind in ("shot", "demosaic", "x264", "hevc", "camera"):
         a, b = noisy_frames(clean, kind, 15, 9), noisy_frames(clean, kind, 15, 9)
         assert len(a) == 3 and a[0].dtype == np.uint8 and a[0].shape == (32, 48, 3)
         assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)), kind

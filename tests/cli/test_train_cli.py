@@ -287,6 +287,25 @@ def test_gaussian_and_codec_shares_reach_training(runner, data, tmp_path, monkey
     assert "100% of them then x264" in manifest["noise"]
 
 
+def test_photo_share_reaches_training_and_the_manifest(runner, data, tmp_path, monkeypatch):
+    from snl_cli import train
+
+    frames_drawn = []
+    real_degrade = train.degrade
+
+    def counting_degrade(clip, *args):
+        frames_drawn.append(clip.shape[0])
+        return real_degrade(clip, *args)
+
+    monkeypatch.setattr(train, "degrade", counting_degrade)
+    out = tmp_path / "w.safetensors"
+    manifest = _train(runner, data, out, 5, "--steps", "2", "--photo-share", "1")
+    # every clip's noise was drawn once, on one frame, then repeated
+    assert frames_drawn == [1] * (2 * manifest["options"]["batch"])
+    assert manifest["options"]["photo_share"] == 1.0
+    assert "100% of the synthetic-noise clips shown as photos" in manifest["noise"]
+
+
 def test_psnr_loss_reaches_training_and_the_manifest(runner, data, tmp_path, monkeypatch):
     from snl_cli import train
 
