@@ -36,6 +36,9 @@ CRF_DEFAULTS: dict[str, dict[str, str]] = {
     "libvpx-vp9": {"crf": "24", "b": "0", "deadline": "good", "cpu-used": "4"},
     "libsvtav1": {"crf": "24", "preset": "8"},
 }
+# libx265's cu-tree corrupts the heap on frames smaller than this (a crash within a few dozen
+# encodes in one process); below it the writer turns cu-tree off
+X265_CUTREE_MIN_SIDE = 64
 # Encoders that code 4:2:0 / 4:2:2 at odd sizes (the others need even dimensions).
 ODD_CHROMA_OK = frozenset({"ffv1"})
 _PRESET_KEY = {"libx264": "preset", "libx265": "preset", "libsvtav1": "preset"}
@@ -139,6 +142,8 @@ def plan_output(
     for encoder in _encoder_candidates(like, path, codec, muxer, supported):
         pix_fmt = choose_pix_fmt(encoder, like.pix_fmt, like.width, like.height)
         options = _encoder_options(encoder, crf, preset)
+        if encoder == "libx265" and min(like.width, like.height) < X265_CUTREE_MIN_SIDE:
+            options["x265-params"] += ":no-cutree=1"
         try:
             time_base = trial_encode(like, muxer, encoder, pix_fmt, options)
         except (av.FFmpegError, ValueError) as exc:

@@ -332,3 +332,27 @@ def test_outputs_get_normal_permissions(make_clip, make_frames, tmp_path) -> Non
         for frame in read_frames(folder):
             writer.write(frame)
     assert out_dir.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_small_hevc_output_survives_many_encodes(make_clip, tmp_path):
+    """libx265's cu-tree corrupts the heap on frames smaller than 64 px (the process aborts
+    within a few dozen encodes); the plan turns it off there, and 150 encodes of noisy frames
+    with the plan's options run in one process."""
+    import io
+
+    clip = make_clip("small.mkv", codec="ffv1", size=(48, 40), frames=2)
+    plan = plan_output(probe(clip), tmp_path / "out.mkv", codec="libx265")
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        with av.open(io.BytesIO(), "w", format="matroska") as container:
+            stream = container.add_stream(plan.codec, rate=25, options=dict(plan.options))
+            stream.width, stream.height, stream.pix_fmt = 48, 40, "yuv420p"
+            for pts in range(4):
+                image = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+                frame.pts = pts
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+    big = make_clip("big.mkv", codec="ffv1", size=(64, 64), frames=2)
+    params = plan_output(probe(big), tmp_path / "big.mkv", codec="libx265").options["x265-params"]
+    assert "cutree" not in params  # cu-tree stays on from 64 px up
