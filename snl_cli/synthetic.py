@@ -42,7 +42,6 @@ MID_GREY = 0.2140  # linear value of sRGB 0.5
 # training codecs: x264 crf ~ U[16, 30], x265 (HEVC, as phones record) crf ~ U[20, 34] (its
 # default 28 looks like x264's 23), JPEG quality 60-95
 VIDEO_CRF = {"x264": (16.0, 30.0), "hevc": (20.0, 34.0)}
-X264_CRF = VIDEO_CRF["x264"]
 JPEG_QUALITY = (60, 95)
 BENCH_CRF = {"x264": 23.0, "hevc": 28.0}  # `snl bench denoise --noise x264|hevc`: the defaults
 
@@ -176,15 +175,15 @@ def encode_video(clip: Tensor, crf: float, codec: str = "x264", preset: str = "v
     """The whole clip through a video encoder (yuv420p, in memory) and back, frame for frame.
 
     codec: "x264" (libx264, tune zerolatency: no B-frames, as a live or phone stream) or
-    "hevc" (libx265 with its B-frames, as phones record). Frames are padded by edge
-    replication to even sizes, and for x265 to at least 64 x 64 (it corrupts memory on
-    smaller frames), then cropped after decoding.
+    "hevc" (libx265 with its B-frames, as phones record; `video.plan.x265_params`). Odd sizes
+    are padded by edge replication for the encoder and cropped after decoding.
     """
     import av
 
+    from snl_cli.video.plan import x265_params
+
     T, _, H, W = clip.shape
-    least = 64 if codec == "hevc" else 2
-    ph, pw = (max(least - n, n % 2) for n in (H, W))
+    ph, pw = H % 2, W % 2
     rgb = np.rint(clip.permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).astype(np.uint8)
     if ph or pw:
         rgb = np.pad(rgb, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
@@ -192,7 +191,7 @@ def encode_video(clip: Tensor, crf: float, codec: str = "x264", preset: str = "v
     if codec == "x264":
         options["tune"] = "zerolatency"
     elif codec == "hevc":
-        options["x265-params"] = "log-level=error"
+        options["x265-params"] = x265_params(W + pw, H + ph)
     else:
         raise ValueError(f"unknown video codec {codec!r}; choose from {', '.join(VIDEO_CRF)}")
     buffer = io.BytesIO()

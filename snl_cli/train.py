@@ -366,18 +366,17 @@ def _loop(
 
 def noise_description(opts: TrainOptions, level_input: bool = False) -> str:
     """The training noise in words, for the manifest."""
-    x264, hevc = (f"{c} crf {VIDEO_CRF[c][0]:g}-{VIDEO_CRF[c][1]:g}" for c in ("x264", "hevc"))
-    x264 = f"{x264}, {hevc}"
+    video = ", ".join(f"{c} crf {low:g}-{high:g}" for c, (low, high) in VIDEO_CRF.items())
     jpeg = f"JPEG q{JPEG_QUALITY[0]}-{JPEG_QUALITY[1]}"
     gauss = f"Gaussian, sigma ~ U[0, {opts.sigma_max}] (0-255 scale)"
     camera = (
         "simulated camera (snl_cli.synthetic.random_camera: Poisson-Gaussian in linear light "
         "after Brooks et al. 2019 with shot up to 0.02 and low-light gain up to 8, random WB "
         "and colour matrix, RGGB mosaic and bilinear demosaic, in-camera chroma smoothing, "
-        f"denoise and sharpening, {jpeg} or {x264})"
+        f"denoise and sharpening, {jpeg} or {video})"
     )
     if opts.codec_share:
-        gauss += f", {opts.codec_share:.0%} of them then {x264} or {jpeg}"
+        gauss += f", {opts.codec_share:.0%} of them then {video} or {jpeg}"
     share = opts.gaussian_share
     if share == Mixture.gaussian_share:
         mix = f"1/3 {gauss}; 2/3 {camera}"
@@ -391,7 +390,7 @@ def noise_description(opts: TrainOptions, level_input: bool = False) -> str:
             "(an independent crop per frame) instead of synthetic noise"
         )
         if opts.codec_share:
-            pairs += f", {opts.codec_share:.0%} of those then {x264} or {jpeg}"
+            pairs += f", {opts.codec_share:.0%} of those then {video} or {jpeg}"
     if opts.photo_share:
         pairs += (
             f"; {opts.photo_share:.0%} of the synthetic-noise clips shown as photos (one noisy "

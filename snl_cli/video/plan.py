@@ -32,12 +32,12 @@ FOLLOW_CODEC = {"h264": "libx264", "hevc": "libx265"}
 # denoiser's output; --crf/--preset override them.
 CRF_DEFAULTS: dict[str, dict[str, str]] = {
     "libx264": {"crf": "16", "preset": "medium"},
-    "libx265": {"crf": "18", "preset": "medium", "x265-params": "log-level=error"},
+    "libx265": {"crf": "18", "preset": "medium"},  # and `x265_params` for the frame size
     "libvpx-vp9": {"crf": "24", "b": "0", "deadline": "good", "cpu-used": "4"},
     "libsvtav1": {"crf": "24", "preset": "8"},
 }
 # libx265's cu-tree corrupts the heap on frames smaller than this (a crash within a few dozen
-# encodes in one process); below it the writer turns cu-tree off
+# encodes in one process); below it `x265_params` turns cu-tree off
 X265_CUTREE_MIN_SIDE = 64
 # Encoders that code 4:2:0 / 4:2:2 at odd sizes (the others need even dimensions).
 ODD_CHROMA_OK = frozenset({"ffv1"})
@@ -142,8 +142,8 @@ def plan_output(
     for encoder in _encoder_candidates(like, path, codec, muxer, supported):
         pix_fmt = choose_pix_fmt(encoder, like.pix_fmt, like.width, like.height)
         options = _encoder_options(encoder, crf, preset)
-        if encoder == "libx265" and min(like.width, like.height) < X265_CUTREE_MIN_SIDE:
-            options["x265-params"] += ":no-cutree=1"
+        if encoder == "libx265":
+            options["x265-params"] = x265_params(like.width, like.height)
         try:
             time_base = trial_encode(like, muxer, encoder, pix_fmt, options)
         except (av.FFmpegError, ValueError) as exc:
@@ -315,6 +315,14 @@ _X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium
                  "slower", "veryslow", "placebo")  # fmt: skip
 PRESETS = {"libx264": _X26X_PRESETS, "libx265": _X26X_PRESETS,
            "libsvtav1": tuple(str(n) for n in range(-1, 14))}  # fmt: skip
+
+
+def x265_params(width: int, height: int) -> str:
+    """libx265's own parameters for frames of this size, wherever snl runs it: quiet, and
+    cu-tree off on frames smaller than X265_CUTREE_MIN_SIDE (it corrupts the heap there)."""
+    if min(width, height) < X265_CUTREE_MIN_SIDE:
+        return "log-level=error:no-cutree=1"
+    return "log-level=error"
 
 
 def _encoder_options(encoder: str, crf: int | None, preset: str | None) -> dict[str, str]:
