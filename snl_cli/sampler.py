@@ -42,7 +42,8 @@ class ClipSampler:
 
     Video clips give consecutive frames (random start, random direction); still images give
     clips whose camera moves smoothly (random velocity and acceleration, sub-pixel). Real pairs
-    give a noisy/clean crop repeated over the frames (`pair_share` of the clips), and
+    give a noisy/clean crop repeated over the frames (`pair_share` of the clips; a pair is drawn
+    in proportion to its pixel count), and
     `transfer_share` of the other clips carry real noise: each frame gets the residual
     (noisy - clean) of its own random crop of one random pair, so the noise of a real camera
     meets footage and motion it was not shot with, independent from frame to frame;
@@ -66,6 +67,9 @@ class ClipSampler:
         self.clips = usable
         self.stills = [s for s in stills if min(s.shape[:2]) >= crop + 16]
         self.pairs = [p for p in pairs or [] if min(p[0].shape[:2]) >= crop]
+        # every pixel of the pairs equally likely: a 256x256 pair is drawn a quarter as often
+        # as a 512x512 one, so sets of small crops do not outweigh sets of large ones
+        self.pair_weights = [p[0].shape[0] * p[0].shape[1] for p in self.pairs]
         if not self.clips and not self.stills and not self.pairs:
             raise UsageError(f"no training clip has {frames} frames of at least {crop}x{crop}")
         self.frames, self.crop, self.rng = frames, crop, rng
@@ -82,13 +86,13 @@ class ClipSampler:
         rng = self.rng
         noisy = None
         if self.pairs and rng.random() < self.pair_share:
-            clip, noisy = self._pair_crop(rng.choice(self.pairs))
+            clip, noisy = self._pair_crop(self._pair())
         elif self.stills and (not self.clips or rng.random() < self.still_share):
             clip = self._moving_still(rng.choice(self.stills))
         else:
             clip = self._video_crop(rng.choices(self.clips, weights=self.clip_weights)[0])
         if noisy is None and self.transfer_share and rng.random() < self.transfer_share:
-            noisy = self._with_real_residuals(clip, rng.choice(self.pairs))
+            noisy = self._with_real_residuals(clip, self._pair())
             if self.codec_share and rng.random() < self.codec_share:
                 noisy = random_codec(noisy, rng)
         for dim in (-1, -2, 0):
@@ -96,6 +100,10 @@ class ClipSampler:
                 clip = clip.flip(dim)
                 noisy = noisy.flip(dim) if noisy is not None else None
         return clip, noisy
+
+    def _pair(self) -> tuple[np.ndarray, np.ndarray]:
+        """A random real pair, drawn in proportion to its pixel count."""
+        return self.rng.choices(self.pairs, weights=self.pair_weights)[0]
 
     def _pair_crop(self, pair: tuple[np.ndarray, np.ndarray]) -> tuple[Tensor, Tensor]:
         H, W, _ = pair[0].shape

@@ -71,3 +71,15 @@ def test_codec_share_compresses_transferred_clips() -> None:
         assert not any(_is_crop_of(frame, field) for frame in residual)
         assert residual.std() < 0.97 * field.std()
         assert abs(residual.mean()) < 2.0  # compression keeps the picture's level
+
+
+def test_pairs_are_drawn_in_proportion_to_their_pixels() -> None:
+    """A 64x64 pair holds 4x the pixels of a 32x32 one, so it gives 4/5 of the pair clips (a
+    set of many small crops must not outweigh a set of few large ones)."""
+    small = (np.full((32, 32, 3), 10, np.uint8), np.full((32, 32, 3), 11, np.uint8))
+    large = (np.full((64, 64, 3), 200, np.uint8), np.full((64, 64, 3), 201, np.uint8))
+    sampler = ClipSampler([], [], 2, 16, random.Random(5), [small, large], pair_share=1.0)
+    draws = 2000
+    from_large = sum(float(sampler.sample()[0].mean()) > 0.5 for _ in range(draws))
+    # binomial(2000, 0.8): sd 17.9; uniform choice would give ~1000
+    assert abs(from_large - 0.8 * draws) < 4 * 17.9
