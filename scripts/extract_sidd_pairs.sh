@@ -15,17 +15,25 @@
 # SMALL_GITDIR and SAMPLES_GITDIR are git directories of copies of those repositories. Every
 # file is checked against scripts/sidd-pairs.SHA256SUMS.
 set -euo pipefail
-[ $# -ge 2 ] || { sed -n 2,17p "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,16p "$0" >&2; exit 2; }
 small=$1 samples=$2 dest=${3:-data/pairs}
 sums=$(cd "$(dirname "$0")" && pwd)/sidd-pairs.SHA256SUMS
+small_commit=71960c66fe7b43330feec7717fd90949537268d0
+samples_commit=ff5433c6728bed0258c4a76e2b1067581055cf55
+has_commit() {
+  git --git-dir "$1" cat-file -e "$2^{commit}" 2>/dev/null \
+    || { echo "extract_sidd_pairs: $1 has no commit $2 (a copy of the wrong repository?)" >&2; exit 1; }
+}
+has_commit "$small" "$small_commit"
+has_commit "$samples" "$samples_commit"
 mkdir -p "$dest"/sidd-small/{noisy,clean} "$dest"/sidd-native-test/{noisy,clean}
-c=71960c66fe7b43330feec7717fd90949537268d0
+c=$small_commit
 for scene in $(git --git-dir "$small" ls-tree --name-only "$c" SIDD_Small_sRGB_Only/Data/); do
   name=$(basename "$scene").png
   git --git-dir "$small" show "$c:$scene/NOISY_SRGB_010.PNG" > "$dest/sidd-small/noisy/$name"
   git --git-dir "$small" show "$c:$scene/GT_SRGB_010.PNG" > "$dest/sidd-small/clean/$name"
 done
-c=ff5433c6728bed0258c4a76e2b1067581055cf55 src=datasets/SIDD_Dataset/Sample_Images
+c=$samples_commit src=datasets/SIDD_Dataset/Sample_Images
 for i in $(seq 0 11); do
   name=$(printf %02d "$i").png
   git --git-dir "$samples" show "$c:$src/Noisy_Images/NOISY_$i.png" > "$dest/sidd-native-test/noisy/$name"
