@@ -8,8 +8,9 @@ Two families:
   "Unprocessing images for learned raw denoising" (CVPR 2019): sRGB -> linear light ->
   inverse colour matrix and white balance (camera RGB) -> Bayer mosaic (RGGB) ->
   Poisson-Gaussian noise (variance = shot·x + read, per photosite) -> bilinear demosaic ->
-  white balance and colour matrix -> optional in-camera chroma smoothing, denoise and
-  sharpening -> sRGB gamma -> 8 bits -> optional compression through a real codec (JPEG per
+  white balance and colour matrix -> sRGB gamma, with values below black clipped before it
+  or kept through it (`CameraNoise.black_clip`) -> optional in-camera chroma smoothing, denoise and
+  sharpening -> 8 bits -> optional compression through a real codec (JPEG per
   frame with OpenCV, H.264 over the clip with PyAV/libx264).
 Noise is drawn independently for every frame; only the codec couples frames.
 
@@ -59,6 +60,12 @@ def linear_to_srgb(x: Tensor) -> Tensor:
     """The sRGB transfer function, elementwise; clamps to [0, 1]."""
     x = x.clamp(0, 1)
     return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp_min(1e-12) ** (1 / 2.4) - 0.055)
+
+
+def signed_linear_to_srgb(x: Tensor) -> Tensor:
+    """The sRGB transfer function extended to negative values as an odd function, so that
+    noise below black stays below black (clamped to [-1, 1])."""
+    return torch.sign(x) * linear_to_srgb(x.abs())
 
 
 def random_cam2rgb(rng: random.Random) -> Tensor:
@@ -266,6 +273,10 @@ class CameraNoise:
     chroma_blur: float = 0.0  # sigma (px) of in-camera chroma smoothing, 0 = none
     denoise: float = 0.0  # share of a 1 px blur blended in (in-camera luma denoise), 0..1
     sharpen: float = 0.0  # unsharp-mask amount, 0 = none
+    # True: values below black are clipped in linear light, before the gamma curve (an ISP
+    # that clips after subtracting the black level: strong noise brightens the shadows);
+    # False: they stay below black through the gamma curve, clipped only at the 8-bit output
+    black_clip: bool = True
     jpeg_quality: int | None = None
     crf: float | None = None  # the clip through `codec` at this crf, None = no video codec
     codec: str = "x264"  # "x264" or "hevc" (see `encode_video`)
@@ -279,7 +290,8 @@ class CameraNoise:
         raw = mosaic(cam) if self.bayer else cam
         raw = poisson_gaussian(raw / self.gain, self.shot, self.read, generator) * self.gain
         cam = demosaic(raw) if self.bayer else raw
-        rgb = linear_to_srgb(_apply_matrix(cam * wb, m))
+        rgb = _apply_matrix(cam * wb, m)
+        rgb = linear_to_srgb(rgb) if self.black_clip else signed_linear_to_srgb(rgb)
         if self.chroma_blur > 0:
             rgb = smooth_chroma(rgb, self.chroma_blur)
         if self.denoise > 0:
@@ -319,6 +331,7 @@ def random_camera(rng: random.Random, low_light: bool | None = None) -> CameraNo
         chroma_blur=rng.uniform(0.5, 3.0) if rng.random() < 0.4 else 0.0,
         denoise=rng.uniform(0.1, 0.6) if rng.random() < 0.3 else 0.0,
         sharpen=rng.uniform(0.1, 0.8) if rng.random() < 0.3 else 0.0,
+        black_clip=rng.random() < 0.5,
         jpeg_quality=rng.randint(*JPEG_QUALITY) if codec < 0.3 else None,
         crf=rng.uniform(*VIDEO_CRF[video]) if 0.3 <= codec < 0.55 else None,
         codec=video,

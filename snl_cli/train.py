@@ -372,7 +372,8 @@ def noise_description(opts: TrainOptions, level_input: bool = False) -> str:
     camera = (
         "simulated camera (snl_cli.synthetic.random_camera: Poisson-Gaussian in linear light "
         "after Brooks et al. 2019 with shot up to 0.02 and low-light gain up to 8, random WB "
-        "and colour matrix, RGGB mosaic and bilinear demosaic, in-camera chroma smoothing, "
+        "and colour matrix, RGGB mosaic and bilinear demosaic, half clipping below black "
+        "before the gamma curve and half after it, in-camera chroma smoothing, "
         f"denoise and sharpening, {jpeg} or {video})"
     )
     if opts.codec_share:

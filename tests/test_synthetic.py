@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -145,3 +146,45 @@ def test_mixture_shares_and_codec_on_gaussian_noise() -> None:
             checked += 1
             assert float((coded - clip).pow(2).mean()) < float((plain - clip).pow(2).mean())
     assert checked >= 3
+
+
+def _srgb64(v: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1 on [0, 1], float64, written out independently of snl_cli.synthetic."""
+    return np.where(v <= 0.0031308, 12.92 * v, 1.055 * np.maximum(v, 1e-12) ** (1 / 2.4) - 0.055)
+
+
+@pytest.mark.parametrize("black_clip", [True, False])
+def test_black_level_clipping_matches_a_float64_reference(black_clip: bool) -> None:
+    # a bare camera (no mosaic, identity colour, no white balance) on a dark flat frame:
+    # the mean 8-bit output must match a Monte Carlo of the documented pipeline in float64
+    shot, read, level = 0.004, 4e-5, 0.003
+    cam = S.CameraNoise(
+        shot=shot, read=read, red_gain=1.0, blue_gain=1.0, bayer=False, black_clip=black_clip
+    )
+    flat = torch.full((1, 3, 256, 256), float(_srgb64(np.array(level))))
+    got = cam.apply(flat, torch.Generator().manual_seed(3)).double().numpy()
+    rng = np.random.default_rng(0)
+    linear = rng.poisson(level / shot, 2_000_000) * shot + rng.normal(0, read**0.5, 2_000_000)
+    if black_clip:
+        srgb = _srgb64(np.clip(linear, 0, 1))
+    else:
+        srgb = np.sign(linear) * _srgb64(np.abs(linear))
+    expected = np.round(np.clip(srgb, 0, 1) * 255) / 255
+    spread = expected.std() / got.size**0.5
+    assert abs(got.mean() - expected.mean()) < 4 * spread + 1e-4
+
+
+def test_clipping_below_black_in_linear_light_brightens_the_shadows() -> None:
+    dark = torch.full((2, 3, 128, 128), 20 / 255)
+    means = {}
+    for black_clip in (True, False):
+        cam = replace(S.bench_degradation("lowlight", 20), black_clip=black_clip)
+        means[black_clip] = float(cam.apply(dark, torch.Generator().manual_seed(4)).mean()) * 255
+    assert means[True] > 20 + 5  # the clipped noise's mean sits well above the clean level
+    assert means[False] < means[True] - 5
+
+
+def test_random_cameras_draw_both_black_level_treatments() -> None:
+    rng = random.Random(5)
+    draws = [S.random_camera(rng).black_clip for _ in range(400)]
+    assert 0.4 < sum(draws) / len(draws) < 0.6
