@@ -277,6 +277,10 @@ class CameraNoise:
     # that clips after subtracting the black level: strong noise brightens the shadows);
     # False: they stay below black through the gamma curve, clipped only at the 8-bit output
     black_clip: bool = True
+    # sigma (px) of the blur a phone's own noise reduction leaves on the noise: its fine grain
+    # gone, blotches of a few pixels kept at `blotch_level` times the noise's std; 0 = none
+    blotch: float = 0.0
+    blotch_level: float = 1.0
     jpeg_quality: int | None = None
     crf: float | None = None  # the clip through `codec` at this crf, None = no video codec
     codec: str = "x264"  # "x264" or "hevc" (see `encode_video`)
@@ -286,12 +290,14 @@ class CameraNoise:
         m = torch.tensor(self.cam2rgb, dtype=torch.float32)
         wb = torch.tensor([self.red_gain, 1.0, self.blue_gain]).view(1, 3, 1, 1)
         cam = _apply_matrix(srgb_to_linear(clip), torch.linalg.inv(m)) / wb
-        cam = cam.clamp(0, 1)
+        cam = clean_cam = cam.clamp(0, 1)
         raw = mosaic(cam) if self.bayer else cam
         raw = poisson_gaussian(raw / self.gain, self.shot, self.read, generator) * self.gain
         cam = demosaic(raw) if self.bayer else raw
         rgb = _apply_matrix(cam * wb, m)
         rgb = linear_to_srgb(rgb) if self.black_clip else signed_linear_to_srgb(rgb)
+        if self.blotch > 0:
+            rgb = self._blotchy(rgb, linear_to_srgb(_apply_matrix(clean_cam * wb, m)))
         if self.chroma_blur > 0:
             rgb = smooth_chroma(rgb, self.chroma_blur)
         if self.denoise > 0:
@@ -305,22 +311,34 @@ class CameraNoise:
             noisy = encode_video(noisy, self.crf, self.codec)
         return noisy
 
+    def _blotchy(self, rgb: Tensor, clean: Tensor) -> Tensor:
+        """rgb's noise (rgb - clean, (T, 3, H, W)) blurred by `blotch` px and rescaled to
+        `blotch_level` times its std; each channel keeps its mean (the gamma curve's bias)."""
+        noise = rgb - clean
+        blurred = _blur(noise, self.blotch)
+        mean = blurred.mean(dim=(0, 2, 3), keepdim=True)
+        scale = self.blotch_level * noise.std() / (blurred - mean).std().clamp_min(1e-12)
+        return clean + mean + (blurred - mean) * scale
+
 
 def read_for_shot(shot: float, jitter: float = 0.0) -> float:
     """Brooks et al.'s read-noise variance for a shot-noise level (their log-linear fit)."""
     return math.exp(2.18 * math.log(shot) + 1.20 + jitter)
 
 
-def random_camera(rng: random.Random, low_light: bool | None = None) -> CameraNoise:
+def random_camera(
+    rng: random.Random, low_light: bool | None = None, blotch_share: float = 0.0
+) -> CameraNoise:
     """A random camera, ISO and processing: levels after Brooks et al., widened at the top
-    (shot up to 0.02) and, for a low-light shot, a digital gain of 1-8 on top."""
+    (shot up to 0.02) and, for a low-light shot, a digital gain of 1-8 on top; `blotch_share`
+    of them leave the noise blotchy (blur 0.8-2.5 px, 0.3-1 of its std; no draw at 0)."""
     shot = math.exp(rng.uniform(math.log(SHOT_RANGE[0]), math.log(0.02)))
     read = read_for_shot(shot, rng.gauss(0.0, 0.26))
     if low_light is None:
         low_light = rng.random() < 0.25
     codec = rng.random()
     video = "hevc" if rng.random() < 0.4 else "x264"
-    return CameraNoise(
+    camera = CameraNoise(
         shot=shot,
         read=read,
         gain=math.exp(rng.uniform(0.0, math.log(8.0))) if low_light else 1.0,
@@ -336,6 +354,9 @@ def random_camera(rng: random.Random, low_light: bool | None = None) -> CameraNo
         crf=rng.uniform(*VIDEO_CRF[video]) if 0.3 <= codec < 0.55 else None,
         codec=video,
     )
+    if blotch_share and rng.random() < blotch_share:
+        camera = replace(camera, blotch=rng.uniform(0.8, 2.5), blotch_level=rng.uniform(0.3, 1.0))
+    return camera
 
 
 @dataclass(frozen=True)
@@ -345,11 +366,12 @@ class Mixture:
     gaussian_share: share of Gaussian clips under kind "mix" (camera noise otherwise);
     codec_share: share of Gaussian clips then compressed (`random_codec`), as noisy video
     re-encoded by a phone, an editor or a streaming service is; camera clips draw their own
-    codec in `random_camera`.
+    codec in `random_camera`; blotch_share: share of camera clips whose noise is left blotchy.
     """
 
     gaussian_share: float = 1 / 3
     codec_share: float = 0.0
+    blotch_share: float = 0.0
 
 
 def random_codec(noisy: Tensor, rng: random.Random) -> Tensor:
@@ -387,7 +409,8 @@ def degrade(
         if mixture.codec_share and rng.random() < mixture.codec_share:
             return random_codec(noisy, rng), "gaussian+codec"
         return noisy, "gaussian"
-    return random_camera(rng).apply(clip, generator), "camera"
+    camera = random_camera(rng, blotch_share=mixture.blotch_share)
+    return camera.apply(clip, generator), "camera"
 
 
 # ----------------------------------------------------------------------------- benchmarks

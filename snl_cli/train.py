@@ -70,6 +70,7 @@ class TrainOptions:
     pair_share: float = PAIR_SHARE
     transfer_share: float = TRANSFER_SHARE
     photo_share: float = 0.0  # of synthetic-noise clips shown as a photo (one frame, repeated)
+    blotch_share: float = 0.0  # of simulated-camera clips with the noise left blotchy
     loss: str = "charbonnier"  # see LOSSES
     seed: int = 0
     checkpoint: str | None = None
@@ -290,7 +291,7 @@ def training_batch(
     clip degraded by the run's noise model (`synthetic.degrade`); `opts.photo_share` of those
     become photos as `snl denoise` sees one: the first frame, degraded once, repeated."""
     cleans, noisies = [], []
-    mixture = Mixture(opts.gaussian_share, opts.codec_share)
+    mixture = Mixture(opts.gaussian_share, opts.codec_share, opts.blotch_share)
     for _ in range(opts.batch):
         clean, noisy = sampler.sample()
         if noisy is None and opts.photo_share and rng.random() < opts.photo_share:
@@ -376,6 +377,11 @@ def noise_description(opts: TrainOptions, level_input: bool = False) -> str:
         "before the gamma curve and half after it, in-camera chroma smoothing, "
         f"denoise and sharpening, {jpeg} or {video})"
     )
+    if opts.blotch_share:
+        camera = camera[:-1] + (
+            f"; {opts.blotch_share:.0%} of them with the noise left blotchy, blurred by 0.8-2.5 "
+            "px at 0.3-1 of its std, as a phone's noise reduction leaves it)"
+        )
     if opts.codec_share:
         gauss += f", {opts.codec_share:.0%} of them then {video} or {jpeg}"
     share = opts.gaussian_share

@@ -188,3 +188,27 @@ def test_random_cameras_draw_both_black_level_treatments() -> None:
     rng = random.Random(5)
     draws = [S.random_camera(rng).black_clip for _ in range(400)]
     assert 0.4 < sum(draws) / len(draws) < 0.6
+
+
+def test_blotchy_noise_is_correlated_over_pixels_and_keeps_its_share_of_the_std() -> None:
+    grey = torch.full((2, 3, 128, 128), 0.5)
+    bare = S.CameraNoise(shot=0.004, read=1e-5, bayer=False, red_gain=1.0, blue_gain=1.0)
+    fine = bare.apply(grey, torch.Generator().manual_seed(6)) - grey
+    blotchy = replace(bare, blotch=2.0, blotch_level=0.5)
+    noise = blotchy.apply(grey, torch.Generator().manual_seed(6)) - grey
+    assert abs(_corr(fine[..., :-2], fine[..., 2:])) < 0.05  # white before
+    assert _corr(noise[..., :-2], noise[..., 2:]) > 0.6  # two pixels apart: still alike
+    assert float(noise.std() / fine.std()) == pytest.approx(0.5, rel=0.05)
+    # the picture's level moves no more than the fine noise moved it (the gamma curve's bias)
+    assert float(noise.mean()) == pytest.approx(float(fine.mean()), abs=0.3 / 255)
+
+
+def test_random_cameras_draw_blotches_only_when_asked() -> None:
+    plain = [S.random_camera(random.Random(7)) for _ in range(3)]
+    none = [S.random_camera(random.Random(7), blotch_share=0.0) for _ in range(3)]
+    assert plain == none  # no draw at share 0: earlier recipes reproduce exactly
+    rng = random.Random(8)
+    cams = [S.random_camera(rng, blotch_share=0.5) for _ in range(400)]
+    blotchy = [c for c in cams if c.blotch > 0]
+    assert 0.4 < len(blotchy) / len(cams) < 0.6
+    assert all(0.8 <= c.blotch <= 2.5 and 0.3 <= c.blotch_level <= 1.0 for c in blotchy)

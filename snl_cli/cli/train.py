@@ -77,6 +77,15 @@ def train(
             "repeated.",
         ),
     ] = 0.0,
+    blotch_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of simulated-camera clips whose noise is left blotchy (blurred by "
+            "0.8-2.5 px), as a phone's own noise reduction leaves it.",
+        ),
+    ] = 0.0,
     gaussian_share: Annotated[
         float,
         typer.Option(min=0.0, max=1.0, help="Share of Gaussian clips under --noise mix."),
@@ -195,6 +204,7 @@ def train(
             pair_share=pair_share,
             transfer_share=transfer_share,
             photo_share=photo_share,
+            blotch_share=blotch_share,
             noise=noise,
             gaussian_share=gaussian_share,
             codec_share=codec_share,

@@ -306,6 +306,27 @@ def test_photo_share_reaches_training_and_the_manifest(runner, data, tmp_path, m
     assert "100% of the synthetic-noise clips shown as photos" in manifest["noise"]
 
 
+def test_blotch_share_reaches_the_cameras_and_the_manifest(runner, data, tmp_path, monkeypatch):
+    from snl_cli import synthetic
+
+    cameras = []
+    real_apply = synthetic.CameraNoise.apply
+
+    def recording_apply(self, clip, generator=None):
+        cameras.append(self)
+        return real_apply(self, clip, generator)
+
+    monkeypatch.setattr(synthetic.CameraNoise, "apply", recording_apply)
+    out = tmp_path / "w.safetensors"
+    manifest = _train(
+        runner, data, out, 5, "--steps", "2", "--noise", "camera", "--blotch-share", "1"
+    )
+    assert len(cameras) == 2 * manifest["options"]["batch"]
+    assert all(0.8 <= c.blotch <= 2.5 for c in cameras)  # every camera left its noise blotchy
+    assert manifest["options"]["blotch_share"] == 1.0
+    assert "100% of them with the noise left blotchy" in manifest["noise"]
+
+
 def test_psnr_loss_reaches_training_and_the_manifest(runner, data, tmp_path, monkeypatch):
     from snl_cli import train
 
