@@ -28,12 +28,14 @@ from snl_cli.synthetic import _blur
 from snl_cli.video.images import quantize
 
 
-def denoise(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) 0-255 -> the model's 8-bit (H, W, 3) output, one pass, level estimated."""
+def denoise(model: torch.nn.Module, image: np.ndarray) -> tuple[np.ndarray, float]:
+    """(H, W, 3) 0-255 -> (the model's 8-bit (H, W, 3) output, one pass, the level it was
+    told: the estimate read from the image)."""
     x = torch.from_numpy(image).permute(2, 0, 1).float().div(255)[None, None]
+    level = estimate_level(x)
     with torch.no_grad():
-        out = model(x, None, level=estimate_level(x))[0, 0].clamp(0, 1)
-    return quantize(out.permute(1, 2, 0).numpy())
+        out = model(x, None, level=level)[0, 0].clamp(0, 1)
+    return quantize(out.permute(1, 2, 0).numpy()), float(level)
 
 
 def flat(model: torch.nn.Module, size: int = 256) -> None:
@@ -45,10 +47,10 @@ def flat(model: torch.nn.Module, size: int = 256) -> None:
                 noise = _blur(noise, 1.5)
                 noise /= noise.std()
             noisy = (level + std * noise[0].permute(1, 2, 0)).clamp(0, 255).round().numpy()
-            x = torch.from_numpy(noisy).permute(2, 0, 1).float().div(255)[None, None]
-            out = denoise(model, noisy).astype(np.float64)
+            out, estimate = denoise(model, noisy)
+            out = out.astype(np.float64)
             print(
-                f"level {level:3d} {kind:6s} std {std:2d}: estimate {float(estimate_level(x)):4.1f}"
+                f"level {level:3d} {kind:6s} std {std:2d}: estimate {estimate:4.1f}"
                 f", noisy mean {noisy.mean():5.1f}, output mean {out.mean():5.1f}"
                 f", output std {out.std():4.1f}"
             )
@@ -56,7 +58,7 @@ def flat(model: torch.nn.Module, size: int = 256) -> None:
 
 def pairs(model: torch.nn.Module, folder: Path) -> None:
     for name, (noisy, clean) in zip(pair_names(folder), load_pairs(folder), strict=True):
-        out = denoise(model, noisy)
+        out, _ = denoise(model, noisy)
         error = out.astype(np.float64) - clean
         offset = (error.reshape(-1, 3).mean(0) ** 2).mean()
         mse = (error**2).mean()

@@ -44,6 +44,10 @@ MID_GREY = 0.2140  # linear value of sRGB 0.5
 # default 28 looks like x264's 23), JPEG quality 60-95
 VIDEO_CRF = {"x264": (16.0, 30.0), "hevc": (20.0, 34.0)}
 JPEG_QUALITY = (60, 95)
+# `random_camera`: the share of cameras clipping below black before the gamma curve, and the
+# blur (px) and remaining std share of a blotchy camera's noise (`CameraNoise.blotch`)
+BLACK_CLIP_SHARE = 0.5
+BLOTCH_SIGMA, BLOTCH_LEVEL = (0.8, 2.5), (0.3, 1.0)
 BENCH_CRF = {"x264": 23.0, "hevc": 28.0}  # `snl bench denoise --noise x264|hevc`: the defaults
 
 
@@ -331,7 +335,7 @@ def random_camera(
 ) -> CameraNoise:
     """A random camera, ISO and processing: levels after Brooks et al., widened at the top
     (shot up to 0.02) and, for a low-light shot, a digital gain of 1-8 on top; `blotch_share`
-    of them leave the noise blotchy (blur 0.8-2.5 px, 0.3-1 of its std; no draw at 0)."""
+    of them leave the noise blotchy (BLOTCH_SIGMA, BLOTCH_LEVEL; no draw at 0)."""
     shot = math.exp(rng.uniform(math.log(SHOT_RANGE[0]), math.log(0.02)))
     read = read_for_shot(shot, rng.gauss(0.0, 0.26))
     if low_light is None:
@@ -349,13 +353,14 @@ def random_camera(
         chroma_blur=rng.uniform(0.5, 3.0) if rng.random() < 0.4 else 0.0,
         denoise=rng.uniform(0.1, 0.6) if rng.random() < 0.3 else 0.0,
         sharpen=rng.uniform(0.1, 0.8) if rng.random() < 0.3 else 0.0,
-        black_clip=rng.random() < 0.5,
+        black_clip=rng.random() < BLACK_CLIP_SHARE,
         jpeg_quality=rng.randint(*JPEG_QUALITY) if codec < 0.3 else None,
         crf=rng.uniform(*VIDEO_CRF[video]) if 0.3 <= codec < 0.55 else None,
         codec=video,
     )
     if blotch_share and rng.random() < blotch_share:
-        camera = replace(camera, blotch=rng.uniform(0.8, 2.5), blotch_level=rng.uniform(0.3, 1.0))
+        blotch, level = rng.uniform(*BLOTCH_SIGMA), rng.uniform(*BLOTCH_LEVEL)
+        camera = replace(camera, blotch=blotch, blotch_level=level)
     return camera
 
 

@@ -36,6 +36,8 @@ from snl_cli.model.weights import save_stan
 from snl_cli.pairs import load_pairs
 from snl_cli.sampler import PAIR_SHARE, TRANSFER_SHARE, ClipSampler, load_clip, load_stills
 from snl_cli.synthetic import (
+    BLOTCH_LEVEL,
+    BLOTCH_SIGMA,
     JPEG_QUALITY,
     NOISE_KINDS,
     VIDEO_CRF,
@@ -370,18 +372,20 @@ def noise_description(opts: TrainOptions, level_input: bool = False) -> str:
     video = ", ".join(f"{c} crf {low:g}-{high:g}" for c, (low, high) in VIDEO_CRF.items())
     jpeg = f"JPEG q{JPEG_QUALITY[0]}-{JPEG_QUALITY[1]}"
     gauss = f"Gaussian, sigma ~ U[0, {opts.sigma_max}] (0-255 scale)"
+    blotchy = ""
+    if opts.blotch_share:
+        (s0, s1), (l0, l1) = BLOTCH_SIGMA, BLOTCH_LEVEL
+        blotchy = (
+            f"; {opts.blotch_share:.0%} of them with the noise left blotchy, blurred by "
+            f"{s0:g}-{s1:g} px at {l0:g}-{l1:g} of its std, as a phone's noise reduction leaves it"
+        )
     camera = (
         "simulated camera (snl_cli.synthetic.random_camera: Poisson-Gaussian in linear light "
         "after Brooks et al. 2019 with shot up to 0.02 and low-light gain up to 8, random WB "
         "and colour matrix, RGGB mosaic and bilinear demosaic, half clipping below black "
         "before the gamma curve and half after it, in-camera chroma smoothing, "
-        f"denoise and sharpening, {jpeg} or {video})"
+        f"denoise and sharpening, {jpeg} or {video}{blotchy})"
     )
-    if opts.blotch_share:
-        camera = camera[:-1] + (
-            f"; {opts.blotch_share:.0%} of them with the noise left blotchy, blurred by 0.8-2.5 "
-            "px at 0.3-1 of its std, as a phone's noise reduction leaves it)"
-        )
     if opts.codec_share:
         gauss += f", {opts.codec_share:.0%} of them then {video} or {jpeg}"
     share = opts.gaussian_share
